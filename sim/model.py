@@ -1,0 +1,174 @@
+"""CareModel: the Mesa model of elderly-care demand and supply in Taiyuan, one step per month.
+
+Month order (DESIGN.md section 5): policy, demography (entrants, then deaths inside the kernel),
+health and medical-need transitions, family events, decisions, matching, care and metrics,
+ageing. Resident state lives in numpy columns (population.Population); `Resident` agents are
+materialised for the residents with an event this month.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from sim.agents import Resident
+from sim.calendar import decimal_year, month_index
+from sim.demography import N_AGES, entrants_per_month, hazard_for_year
+from sim.geography import load_geography
+from sim.health import build_tables, sex_hazard_factor
+from sim.kernels import C_65, C_80, step_population, stock_counts
+from sim.metrics import population_frame
+from sim.params import Params
+from sim.population import add_entrants, synthesise
+
+
+class CareModel(mesa.Model):
+    """Taiyuan's elderly residents, families and care system from 2016-01 onwards.
+
+    seed: every random draw is keyed by it (common random numbers across scenarios).
+    scale: persons per resident row (1 = full city); metrics are always in persons.
+    params: parameters; None = the plan as written.
+    """
+
+    def __init__(self, seed: int = 1, scale: float = 1, params: Params | None = None):
+        super().__init__(rng=seed)
+        if scale < 1:
+            raise ValueError(f"scale must be >= 1 (persons per row), got {scale}")
+        self.seed = int(seed)
+        self.scale = float(scale)
+        self.params = params or Params()
+        self.geo = load_geography()
+        self.tables = build_tables(self.params.health.settings())
+        self.pop = synthesise(self.params, self.geo, self.tables, self.seed, self.scale)
+        self.month = 0  # the next month to simulate (0 = 2016-01)
+        self._entrants_expected = 0.0
+        self._months: list[int] = []
+        self._counts: list[np.ndarray] = []
+        self._event_rows = np.zeros(0, dtype=np.int64)
+        self._stock = stock_counts(self.pop, len(self.geo.districts))
+        self._resident_pool: list[Resident] = []
+        self._decider_agents: list[Resident] = []
+
+    # -- time ---------------------------------------------------------------------------------
+    def step(self) -> None:
+        """Simulate one calendar month."""
+        self._clear_events()
+        n_new = self._entrant_rows_this_month()
+        if n_new:
+            add_entrants(self.pop, n_new, self.month, self.params, self.geo, self.tables, self.seed)
+        counts = self._run_kernel()
+        self._decider_agents = self.materialise(self._event_rows[self.pop.alive[self._event_rows]])
+        self._months.append(self.month)
+        self._counts.append(counts)
+        self.month += 1
+
+    def run_until(self, until: str | float) -> None:
+        """Run through the calendar month `until` ('YYYY-MM', inclusive)."""
+        last = month_index(until) if isinstance(until, str) else int(until) - 1
+        if last >= self.month:
+            self.run_for(last + 1 - self.month)
+
+    # -- mechanisms ---------------------------------------------------------------------------
+    def _entrant_rows_this_month(self) -> int:
+        """Deterministic count of entrant rows: the carried sum of expected entrants, floored."""
+        before = int(self._entrants_expected)
+        expected = entrants_per_month(
+            decimal_year(self.month), self.params.demography.entrant_share_of_china
+        )
+        self._entrants_expected += expected / self.scale
+        return int(self._entrants_expected) - before
+
+    def _run_kernel(self) -> np.ndarray:
+        """Run the population kernel; returns this month's counts [district, column]."""
+        pop, hp = self.pop, self.params.health
+        flows = np.zeros_like(self._stock)
+        aged = np.zeros((self._stock.shape[0], 2), dtype=np.int64)
+        buffer = np.empty(pop.n_alive, dtype=np.int64)
+        pop.n_alive, n = step_population(
+            pop.alive_idx,
+            pop.n_alive,
+            pop.alive,
+            pop.age_m,
+            pop.sex,
+            pop.district,
+            pop.health,
+            pop.medical,
+            pop.spouse,
+            pop.entry_month,
+            pop.death_month,
+            self.death_probabilities(int(decimal_year(self.month))),
+            self.tables.monthly_cum,
+            medical_onset_rates(hp.medical_need_prevalence, hp.medical_need_remission_per_month),
+            hp.medical_need_remission_per_month,
+            1 - np.exp(-self.params.households.external_spouse_hazard / 12),
+            self.seed,
+            self.month,
+            self._stock,
+            flows,
+            aged,
+            pop.event,
+            buffer,
+        )
+        self._event_rows = buffer[:n]
+        counts = self._stock + flows
+        self._stock[:, C_65] += aged[:, 0]
+        self._stock[:, C_80] += aged[:, 1]
+        return counts
+
+    def death_probabilities(self, year: int) -> np.ndarray:
+        """Monthly death probability [sex, age, state] in a calendar year."""
+        return _death_probabilities(
+            year,
+            self.params.demography.mortality_scale,
+            self.params.demography.female_share_by_age,
+            self.tables.mortality_rr.tobytes(),
+        ).reshape(self.tables.mortality_rr.shape)
+
+    def _clear_events(self) -> None:
+        self.pop.event[self._event_rows] = 0
+
+    # -- agents -------------------------------------------------------------------------------
+    def materialise(self, rows: np.ndarray) -> list[Resident]:
+        """Resident agents bound to `rows` (pooled objects, rebound each call)."""
+        while len(self._resident_pool) < rows.size:
+            self._resident_pool.append(Resident(self, -1))
+        agents = self._resident_pool[: rows.size]
+        for agent, row in zip(agents, rows.tolist(), strict=True):
+            agent.row = row
+        return agents
+
+    @property
+    def deciders(self) -> mesa.agent.AgentSet:
+        """This month's materialised residents (those with an event), as a Mesa AgentSet."""
+        return mesa.agent.AgentSet(self._decider_agents, random=self.random)
+
+    def resident(self, row: int) -> Resident:
+        """A Resident agent for inspecting one person (a fresh agent, not from the pool)."""
+        if not 0 <= row < self.pop.size:
+            raise ValueError(f"person key must be in [0, {self.pop.size - 1}], got {row}")
+        return Resident(self, row)
+
+    # -- results ------------------------------------------------------------------------------
+    def metrics(self) -> pd.DataFrame:
+        """One row per (month, district) and per month for the city ('Taiyuan'), in persons."""
+        names = list(self.geo.districts["name_en"])
+        return population_frame(self._months, self._counts, names, self.scale)
+
+
+def medical_onset_rates(prevalence: tuple[float, ...], remission: float) -> np.ndarray:
+    """Monthly onset by state so that, within a state, onset/(onset+remission) = prevalence."""
+    p = np.clip(np.asarray(prevalence, dtype=float), 0, 0.999)
+    return remission * p / (1 - p)
+
+
+@cache
+def _death_probabilities(
+    year: int, scale: float, female_share: tuple[float, ...], rr_bytes: bytes
+) -> np.ndarray:
+    rr = np.frombuffer(rr_bytes).reshape(2, N_AGES, -1)
+    hazard = hazard_for_year(year + 0.5) * scale
+    by_sex = hazard[None, :] * sex_hazard_factor(female_share)
+    return 1 - np.exp(-by_sex[:, :, None] * rr / 12)

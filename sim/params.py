@@ -1,0 +1,182 @@
+"""All model parameters in one place, each with its range, unit and source (or 'assumed').
+
+`Params()` is the plan as written; scenarios and calibration change fields through
+`Params().with_overrides({...})`, which validates every key, type and range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.health import HealthSettings
+from sim.paramtools import apply_overrides, describe, param, to_dict
+
+_PLAN = "太原市民政事业发展'十三五'规划 (2016-2020)"
+_CENSUS_INTERP = (
+    "derived: geometric interpolation to 2015-12-31 between the 2010 census (11.11% of "
+    "4,201,591 = 466,800) and the 2020 census (854,501)"
+)
+
+
+@dataclass(frozen=True)
+class DemographyParams:
+    """Population size, entrants and mortality."""
+
+    initial_60plus: int = param(638_000, 560_000, 720_000, _CENSUS_INTERP, "persons")
+    entrant_share_of_china: float = param(
+        0.004206,
+        0.002,
+        0.008,
+        "calibrated: Taiyuan share of China's persons turning 60 (WPP 2022) that reproduces the "
+        "2020 census 60+ of 854,501 on 2020-11-01 (end of 2020-10 in the model)",
+    )
+    mortality_scale: float = param(
+        1.0, 0.6, 1.4, "calibrated; 1.0 = WPP 2022 China cohort survival"
+    )
+    female_share_by_age: tuple[float, ...] = param(
+        (0.490, 0.495, 0.514, 0.579),
+        0.3,
+        0.7,
+        "Shanghai 2010 census long form, persons 60-64/65-69/70-74/75+ by sex "
+        "(census_health_status.csv)",
+    )
+    urban_elderly_factor: float = param(
+        1.0,
+        0.8,
+        1.1,
+        "assumed: elderly urban share relative to the district's 2024 urbanisation (range 0.8-1.1)",
+    )
+
+
+@dataclass(frozen=True)
+class HealthParams:
+    """Health-state levels and dynamics (see sim/health.py for the derivation)."""
+
+    healthy_or_basic_pct: tuple[float, float] = param(
+        (87.8, 85.4), 70, 95, "Shaanxi 2020 census, men / women 60+ (health_status.csv)", "%"
+    )
+    unable_selfcare_pct: tuple[float, float] = param(
+        (1.8, 2.3), 0.5, 8, "Shaanxi 2020 census, men / women 60+ (health_status.csv)", "%"
+    )
+    full_dependency_share: float = param(
+        0.423,
+        0.2,
+        0.7,
+        "derived: severe 1.1 / (moderate 1.5 + severe 1.1), Barthel SW China 2020 "
+        "(behaviour_reference.csv)",
+    )
+    exchange_per_month: float = param(
+        1 / 24,
+        1 / 60,
+        1 / 6,
+        "assumed: monthly churn between 'healthy' and 'basically healthy' (self-rated)",
+        "1/month",
+    )
+    recovery_scale: float = param(1.0, 0.3, 1.5, "calibrated; 1.0 = CLHLS recovery rates")
+    full_dependency_mortality_ratio: float = param(
+        1.5, 1.0, 2.5, "assumed: hazard of full vs partial dependents (range 1.0-2.5)"
+    )
+    medical_need_prevalence: tuple[float, ...] = param(
+        (0.03, 0.08, 0.35, 0.75, 0.95),
+        0.0,
+        1.0,
+        "assumed: share with a chronic condition needing regular medical supervision, by state "
+        "(no Taiyuan source; ranges 0-0.1, 0-0.2, 0.2-0.5, 0.5-0.9, 0.8-1)",
+    )
+    medical_need_remission_per_month: float = param(
+        1 / 60,
+        1 / 240,
+        1 / 12,
+        "assumed: chronic need resolves after 5 years on average",
+        "1/month",
+    )
+
+    def settings(self) -> HealthSettings:
+        """The hashable subset that determines the transition tables."""
+        return HealthSettings(
+            healthy_or_basic_pct=self.healthy_or_basic_pct,
+            unable_selfcare_pct=self.unable_selfcare_pct,
+            full_dependency_share=self.full_dependency_share,
+            exchange_per_month=self.exchange_per_month,
+            recovery_scale=self.recovery_scale,
+            full_dependency_mortality_ratio=self.full_dependency_mortality_ratio,
+            reference_year=2020.8,
+        )
+
+
+@dataclass(frozen=True)
+class HouseholdParams:
+    """Marriage, children and where they live at the start and for entrants."""
+
+    married_share_by_age: tuple[float, ...] = param(
+        (0.86, 0.81, 0.73, 0.61, 0.46, 0.30),
+        0.0,
+        1.0,
+        "assumed: married with spouse alive at 60-64/65-69/70-74/75-79/80-84/85+ (no Taiyuan "
+        "marital table found; ranges +/-0.1)",
+    )
+    childless_share: float = param(0.03, 0.0, 0.1, "assumed: 60+ with no living child (0-0.1)")
+    mean_children_by_age: tuple[float, ...] = param(
+        (2.2, 2.7, 3.2, 3.6, 4.0, 4.2),
+        1.0,
+        6.0,
+        "assumed: living children by age group as above, following China's cohort fertility "
+        "(ranges +/-0.5)",
+    )
+    coresident_child_share: float = param(
+        0.487,
+        0.3,
+        0.7,
+        "derived: 1 - empty-nest share 51.3% (China 2015, living_arrangements.csv)",
+    )
+    child_place_if_not_coresident: tuple[float, float, float] = param(
+        (0.45, 0.30, 0.25),
+        0.0,
+        1.0,
+        "assumed: nearest non-coresident child in the same district / elsewhere in the city / "
+        "away (ranges 0.3-0.6 / 0.2-0.4 / 0.1-0.4)",
+    )
+    external_spouse_hazard: float = param(
+        0.006, 0.002, 0.012, "assumed: annual death hazard of a spouse under 60", "1/year"
+    )
+
+
+@dataclass(frozen=True)
+class IncomeParams:
+    """Income classes of the elderly: 0 三无/五保, 1 低保, 2 low, 3 middle, 4 high."""
+
+    urban_shares: tuple[float, ...] = param(
+        (0.004, 0.025, 0.20, 0.58, 0.191),
+        0.0,
+        1.0,
+        "assumed: no Taiyuan breakdown found; special hardship and dibao shares are plausible "
+        "for a northern provincial capital (ranges 0-0.01, 0.01-0.05, ...)",
+    )
+    rural_shares: tuple[float, ...] = param(
+        (0.02, 0.08, 0.60, 0.25, 0.05),
+        0.0,
+        1.0,
+        "assumed: rural elderly mostly on the basic resident pension (ranges 0.01-0.04, 0.04-0.12, "
+        "...)",
+    )
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of the model; the defaults are the plan as written."""
+
+    demography: DemographyParams = field(default_factory=DemographyParams)
+    health: HealthParams = field(default_factory=HealthParams)
+    households: HouseholdParams = field(default_factory=HouseholdParams)
+    income: IncomeParams = field(default_factory=IncomeParams)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Params:
+        """A validated copy with nested overrides applied."""
+        return apply_overrides(self, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def describe(self):
+        return describe(self)

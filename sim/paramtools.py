@@ -1,0 +1,146 @@
+"""Parameter declarations with their range and source, and validation of overrides.
+
+Every model parameter is a dataclass field declared with `param(...)`: the default, the plausible
+or allowed range, the unit and where the value comes from (a data row, "derived: ...", or
+"assumed"). Scenario files, the app's sliders, sensitivity analysis and calibration all read the
+ranges from here, so a range is written once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+
+class ParamError(ValueError):
+    """A parameter override that is unknown, of the wrong type or out of range."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def param(default: Any, lo: float, hi: float, source: str, unit: str = "", doc: str = "") -> Any:
+    """Declare a parameter field; tuples are checked element by element against [lo, hi]."""
+    meta = {"lo": lo, "hi": hi, "source": source, "unit": unit, "doc": doc}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda d=tuple(default): d, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """Description of one leaf parameter, for scenario checks, sliders and sensitivity runs."""
+
+    path: str
+    default: Any
+    lo: float
+    hi: float
+    unit: str
+    source: str
+    doc: str
+
+    @property
+    def assumed(self) -> bool:
+        return self.source.lower().startswith("assumed")
+
+
+def describe(obj: Any, prefix: str = "") -> list[ParamInfo]:
+    """All leaf parameters of a nested parameter dataclass, with dotted paths."""
+    out: list[ParamInfo] = []
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        path = f"{prefix}{f.name}"
+        if is_dataclass(value):
+            out.extend(describe(value, path + "."))
+        elif "lo" in f.metadata:
+            m = f.metadata
+            out.append(ParamInfo(path, value, m["lo"], m["hi"], m["unit"], m["source"], m["doc"]))
+    return out
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Nested plain dict (tuples as lists) for manifests and TOML export."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+    """A copy of `obj` with nested `overrides` applied; raises ParamError naming the field."""
+    if not isinstance(overrides, dict):
+        raise ParamError(prefix.rstrip(".") or "<root>", "expected a table of parameters")
+    by_name = {f.name: f for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        path = f"{prefix}{key}"
+        if key not in by_name:
+            hint = difflib.get_close_matches(key, list(by_name), n=1)
+            allowed = f"did you mean '{prefix}{hint[0]}'?" if hint else _allowed_names(by_name)
+            raise ParamError(path, f"unknown parameter; {allowed}")
+        current = getattr(obj, key)
+        if is_dataclass(current):
+            changes[key] = apply_overrides(current, value, path + ".")
+        else:
+            changes[key] = _checked(by_name[key], path, current, value)
+    return replace(obj, **changes) if changes else obj
+
+
+def _allowed_names(by_name: dict) -> str:
+    return "allowed: " + ", ".join(sorted(by_name))
+
+
+def _checked(f, path: str, current: Any, value: Any) -> Any:
+    lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+    unit = f" {f.metadata['unit']}" if f.metadata.get("unit") else ""
+    if isinstance(current, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(current):
+            raise ParamError(path, f"expected a list of {len(current)} numbers in [{lo}, {hi}]")
+        return tuple(_scalar(path, current[0], v, lo, hi, unit) for v in value)
+    return _scalar(path, current, value, lo, hi, unit)
+
+
+def _scalar(path: str, current: Any, value: Any, lo: Any, hi: Any, unit: str) -> Any:
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ParamError(path, "expected true or false")
+        return value
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise ParamError(path, "expected a string")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ParamError(path, f"expected a number in [{lo}, {hi}]{unit}, got {value!r}")
+    if isinstance(current, int) and not float(value).is_integer():
+        raise ParamError(path, f"expected a whole number in [{lo}, {hi}]{unit}, got {value!r}")
+    if value != value or not lo <= value <= hi:
+        raise ParamError(path, f"{value!r} is out of range; allowed [{lo}, {hi}]{unit}")
+    return int(value) if isinstance(current, int) else float(value)
+
+
+def field_default(cls: type, name: str) -> Any:
+    """Default of a declared field (used where one parameter's default derives from another)."""
+    for f in fields(cls):
+        if f.name == name:
+            return f.default if f.default is not MISSING else f.default_factory()
+    raise KeyError(name)
+
+
+__all__ = [
+    "ParamError",
+    "ParamInfo",
+    "apply_overrides",
+    "describe",
+    "field_default",
+    "param",
+    "to_dict",
+]
