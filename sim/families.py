@@ -83,3 +83,27 @@ def pair_spouses(
     spouse[men[im]] = rows[women[iw]]
     spouse[women[iw]] = rows[men[im]]
     return spouse
+
+
+def family_care_capacity(pop, rows: np.ndarray, fam, policy, in_residence) -> np.ndarray:
+    """Informal care hours per month the household can give each of `rows`.
+
+    A resident spouse gives hours scaled by their own health (none if they are in a care home);
+    an external (working-age) spouse fewer (`in_residence(rows)` tells who is in a care home); the nearest child by where they live, plus a share for
+    up to two more children; a carer allowance buys extra hours where a carer exists.
+    """
+    spouse = pop.spouse[rows]
+    hours = np.where(spouse == EXTERNAL_SPOUSE, fam.external_spouse_hours, 0.0)
+    resident = spouse >= 0
+    partner = spouse[resident]
+    factor = np.asarray(fam.spouse_health_factor)[pop.health[partner]]
+    hours[resident] = fam.spouse_hours * factor * ~in_residence(partner)
+    extra = np.clip(pop.n_children[rows].astype(np.float64) - 1, 0, 2) * fam.extra_child_factor
+    hours += np.asarray(fam.child_hours_by_place)[pop.child_place[rows]] * (1 + extra)
+    allowance = policy.carer_allowance / 100 * policy.carer_hours_per_100_yuan
+    return hours + np.where(hours > 0, allowance, 0.0)
+
+
+def lives_alone(pop, rows: np.ndarray) -> np.ndarray:
+    """No spouse and no co-resident child."""
+    return (pop.spouse[rows] == NO_SPOUSE) & (pop.child_place[rows] != CHILD_CORESIDENT)

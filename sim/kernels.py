@@ -15,8 +15,10 @@ C_60, C_65, C_80, C_STATE0 = 0, 1, 2, 3  # states occupy 3..7
 C_MEDICAL, C_DEATHS, C_ENTRANTS, C_WIDOWED, C_NEED_CHANGED = 8, 9, 10, 11, 12
 N_COUNTS = 13
 
-EVENT_NEED = 1  # care-need level or medical need changed
-EVENT_WIDOWED = 2  # spouse died
+EVENT_NEED = 1  # care-need level or medical need changed (or a new entrant with a need)
+EVENT_WIDOWED = 2  # spouse died: a carer is lost
+EVENT_DIED = 4  # died this month: bed, queue place and team slot are freed
+EVENT_REVIEW = 8  # periodic review of the care arrangement (once a year per person in need)
 NEED_LEVEL = np.array([0, 0, 1, 2, 3], dtype=np.int8)  # care-need level of each health state
 
 _S_DEATH, _S_HEALTH, _S_MEDICAL, _S_SPOUSE = (
@@ -52,6 +54,7 @@ def step_population(
     aged,
     event,
     event_rows,
+    needy_rows,
 ):
     """Advance every living resident by one month; returns (living count, rows with an event).
 
@@ -60,9 +63,12 @@ def step_population(
     stock[district, C_60..C_MEDICAL] is kept up to date by deltas (deaths, transitions,
     entrants), flows[district, C_DEATHS..] counts this month's events, and aged[district, 0/1]
     the people turning 65 / 80 at the end of the month (added to the stock after the snapshot).
-    event_rows receives the rows whose `event` bits were set this month (each row once).
+    event_rows receives the rows whose `event` bits were set this month (each row once), and
+    needy_rows the living rows with a care need (state 2+) or a medical need, in key order.
+    Returns (living count, number of event rows, number of needy rows).
     """
     n_events = 0
+    n_needy = 0
     n_kept = 0
     n_ages = death_prob.shape[1]
     for k in range(n_alive):
@@ -82,6 +88,10 @@ def step_population(
             if keyed_uniform(seed, _S_DEATH, i, month) < death_prob[s, a, h]:
                 alive[i] = False
                 death_month[i] = month
+                if event[i] == 0:
+                    event_rows[n_events] = i
+                    n_events += 1
+                event[i] |= EVENT_DIED
                 flows[d, C_DEATHS] += 1
                 stock[d, C_60] -= 1
                 stock[d, C_STATE0 + h] -= 1
@@ -132,6 +142,15 @@ def step_population(
                     n_events += 1
                 event[i] |= EVENT_NEED
                 flows[d, C_NEED_CHANGED] += 1
+        if NEED_LEVEL[health[i]] > 0 or medical[i]:
+            needy_rows[n_needy] = i
+            n_needy += 1
+            due = (entry_month[i] == month) or (i % 12 == month % 12)
+            if due:
+                if event[i] == 0:
+                    event_rows[n_events] = i
+                    n_events += 1
+                event[i] |= EVENT_REVIEW
         age_m[i] += 1
         if age_m[i] == 65 * 12:
             aged[d, 0] += 1
@@ -142,7 +161,7 @@ def step_population(
     for k in range(n_events):
         if event[event_rows[k]] & EVENT_WIDOWED:
             flows[district[event_rows[k]], C_WIDOWED] += 1
-    return n_kept, n_events
+    return n_kept, n_events, n_needy
 
 
 def stock_counts(pop, n_districts: int) -> np.ndarray:

@@ -16,13 +16,23 @@ import pandas as pd
 
 from sim.agents import Resident
 from sim.calendar import decimal_year, month_index
+from sim.care import care_month
 from sim.demography import N_AGES, entrants_per_month, hazard_for_year
+from sim.facilities import (
+    CENTRE,
+    DAY_URBAN,
+    RESIDENTIAL,
+    Facility,
+    FacilityMarket,
+    build_facilities,
+)
 from sim.geography import load_geography
 from sim.health import build_tables, sex_hazard_factor
 from sim.kernels import C_65, C_80, step_population, stock_counts
-from sim.metrics import population_frame
+from sim.metrics import care_frame, population_frame
 from sim.params import Params
-from sim.population import add_entrants, synthesise
+from sim.population import add_entrants, district_elderly_weights, synthesise
+from sim.services import team_hours_by_district
 
 
 class CareModel(mesa.Model):
@@ -51,6 +61,13 @@ class CareModel(mesa.Model):
         self._stock = stock_counts(self.pop, len(self.geo.districts))
         self._resident_pool: list[Resident] = []
         self._decider_agents: list[Resident] = []
+        self.needy_rows = np.zeros(0, dtype=np.int64)
+        self._care: list[np.ndarray] = []
+        self._yearly: dict[str, tuple[int, np.ndarray]] = {}
+        weights = district_elderly_weights(self.geo)
+        self.facilities = build_facilities(self.params, self.geo, weights, self.seed, self.scale)
+        self.market = FacilityMarket(self.facilities, self.geo, self.params)
+        self.facility_agents = [Facility(self, i) for i in range(self.facilities.size)]
 
     # -- time ---------------------------------------------------------------------------------
     def step(self) -> None:
@@ -60,9 +77,10 @@ class CareModel(mesa.Model):
         if n_new:
             add_entrants(self.pop, n_new, self.month, self.params, self.geo, self.tables, self.seed)
         counts = self._run_kernel()
-        self._decider_agents = self.materialise(self._event_rows[self.pop.alive[self._event_rows]])
+        care = care_month(self)
         self._months.append(self.month)
         self._counts.append(counts)
+        self._care.append(care)
         self.month += 1
 
     def run_until(self, until: str | float) -> None:
@@ -87,7 +105,8 @@ class CareModel(mesa.Model):
         flows = np.zeros_like(self._stock)
         aged = np.zeros((self._stock.shape[0], 2), dtype=np.int64)
         buffer = np.empty(pop.n_alive, dtype=np.int64)
-        pop.n_alive, n = step_population(
+        needy = np.empty(pop.n_alive, dtype=np.int64)
+        pop.n_alive, n, n_needy = step_population(
             pop.alive_idx,
             pop.n_alive,
             pop.alive,
@@ -111,8 +130,10 @@ class CareModel(mesa.Model):
             aged,
             pop.event,
             buffer,
+            needy,
         )
         self._event_rows = buffer[:n]
+        self.needy_rows = needy[:n_needy]
         counts = self._stock + flows
         self._stock[:, C_65] += aged[:, 0]
         self._stock[:, C_80] += aged[:, 1]
@@ -129,6 +150,94 @@ class CareModel(mesa.Model):
 
     def _clear_events(self) -> None:
         self.pop.event[self._event_rows] = 0
+
+    # -- care system helpers (used by sim.choice and sim.care) --------------------------------
+    @property
+    def event_rows(self) -> np.ndarray:
+        """Rows with an event this month (deaths, need changes, widowhood, reviews)."""
+        return self._event_rows
+
+    def refresh_facility_state(self) -> None:
+        queued = self.needy_rows[self.pop.queue_facility[self.needy_rows] >= 0]
+        self.market.refresh(self.month, self.pop.queue_facility[queued].astype(np.int64))
+
+    def record_admissions(self, facilities: np.ndarray) -> None:
+        self.market.record_admissions(facilities)
+
+    def record_exits(self, facilities: np.ndarray) -> None:
+        self.market.record_exits(facilities)
+
+    def in_residence(self, rows: np.ndarray) -> np.ndarray:
+        """Whether each of `rows` lives in a nursing home or integrated medical-care bed."""
+        f = self.pop.facility[rows]
+        return (f >= 0) & np.isin(self.facilities.kind[np.maximum(f, 0)], RESIDENTIAL)
+
+    def facility_medical_capable(self) -> np.ndarray:
+        return self.market.medical_now
+
+    def covering_centre(self) -> np.ndarray:
+        return self.market.covering
+
+    def prices(self) -> np.ndarray:
+        """Monthly price by facility kind (yuan)."""
+        m = self.params.money
+        return np.array(
+            [
+                m.price_public_home,
+                m.price_private_home,
+                m.price_medical_bed,
+                m.price_day_care,
+                m.price_day_care,
+                m.price_day_care,
+            ]
+        )
+
+    def team_hours_by_district(self) -> np.ndarray:
+        year = int(decimal_year(self.month))
+        weights = district_elderly_weights(self.geo) * self.geo.districts["urban_share"].to_numpy()
+        return team_hours_by_district(self.params.services, year, weights)
+
+    def coverage_sums(self) -> np.ndarray:
+        """(urban elderly near a community centre, near a day-care centre, urban elderly) by
+        district, refreshed each January."""
+        return self._yearly_value("coverage", self._coverage)
+
+    def poor_80plus_by_district(self) -> np.ndarray:
+        """Residents 80+ in income classes 0-2 (old-age allowance), refreshed each January."""
+        return self._yearly_value("poor_80plus", self._poor_80plus)
+
+    def _yearly_value(self, name: str, compute) -> np.ndarray:
+        year = self.month // 12
+        if name not in self._yearly or self._yearly[name][0] != year:
+            self._yearly[name] = (year, compute())
+        return self._yearly[name][1]
+
+    def _coverage(self) -> np.ndarray:
+        rows = self.pop.alive_rows()
+        urban = rows[self.pop.urban[rows]]
+        neigh = self.pop.neigh[urban].astype(np.int64)
+        d = self.pop.district[urban].astype(np.int64)
+        n_d = len(self.geo.districts)
+        centre = self.market.covered_by(CENTRE, self.month)[neigh]
+        day = self.market.covered_by(DAY_URBAN, self.month)[neigh]
+        return np.stack(
+            [
+                np.bincount(d, weights=centre, minlength=n_d),
+                np.bincount(d, weights=day, minlength=n_d),
+                np.bincount(d, minlength=n_d).astype(float),
+            ]
+        )
+
+    def _poor_80plus(self) -> np.ndarray:
+        rows = self.pop.alive_rows()
+        sel = rows[(self.pop.age_m[rows] >= 960) & (self.pop.income[rows] <= 2)]
+        return np.bincount(
+            self.pop.district[sel].astype(np.int64), minlength=len(self.geo.districts)
+        ).astype(float)
+
+    def set_deciders(self, rows: np.ndarray) -> None:
+        """Materialise this month's deciders as Resident agents."""
+        self._decider_agents = self.materialise(rows)
 
     # -- agents -------------------------------------------------------------------------------
     def materialise(self, rows: np.ndarray) -> list[Resident]:
@@ -155,7 +264,8 @@ class CareModel(mesa.Model):
     def metrics(self) -> pd.DataFrame:
         """One row per (month, district) and per month for the city ('Taiyuan'), in persons."""
         names = list(self.geo.districts["name_en"])
-        return population_frame(self._months, self._counts, names, self.scale)
+        frame = population_frame(self._months, self._counts, names, self.scale)
+        return care_frame(frame, self._care, self.scale)
 
 
 def medical_onset_rates(prevalence: tuple[float, ...], remission: float) -> np.ndarray:

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sim.choice_params import ChoiceParams
 from sim.health import HealthSettings
 from sim.paramtools import apply_overrides, describe, param, to_dict
+from sim.policy_params import PolicyParams, ServiceParams
 
 _PLAN = "太原市民政事业发展'十三五'规划 (2016-2020)"
 _CENSUS_INTERP = (
@@ -163,6 +165,122 @@ class IncomeParams:
 
 
 @dataclass(frozen=True)
+class NeedParams:
+    """Care need in hours per month by health state, and medical supervision hours."""
+
+    care_hours_by_state: tuple[float, ...] = param(
+        (0.0, 0.0, 12.0, 90.0, 200.0),
+        0.0,
+        400.0,
+        "assumed: help with daily activities per month for states 0-4 (ranges 0, 0, 4-30, "
+        "45-150, 120-300)",
+        "h/month",
+    )
+    medical_hours: float = param(
+        4.0,
+        1.0,
+        16.0,
+        "assumed: medical supervision needed per month by a person with medical "
+        "need (a visit a week)",
+        "h/month",
+    )
+
+
+@dataclass(frozen=True)
+class FamilyParams:
+    """Informal care hours per month that relatives can give, and carer overload."""
+
+    spouse_hours: float = param(
+        120.0, 40.0, 200.0, "assumed: a healthy resident spouse (ranges 40-200)", "h/month"
+    )
+    external_spouse_hours: float = param(
+        60.0, 20.0, 120.0, "assumed: a working-age spouse (under 60)", "h/month"
+    )
+    spouse_health_factor: tuple[float, ...] = param(
+        (1.0, 0.9, 0.5, 0.0, 0.0),
+        0.0,
+        1.0,
+        "assumed: share of spouse hours available by the spouse's own health state 0-4",
+    )
+    child_hours_by_place: tuple[float, ...] = param(
+        (0.0, 60.0, 25.0, 12.0, 0.0),
+        0.0,
+        150.0,
+        "assumed: hours from the nearest child: none / co-resident / same district / elsewhere "
+        "in the city / away (ranges 0, 30-100, 10-40, 4-20, 0)",
+        "h/month",
+    )
+    extra_child_factor: float = param(
+        0.25, 0.0, 0.6, "assumed: each further child (up to two) adds this share of the hours"
+    )
+    overload_hours: float = param(
+        120.0,
+        60.0,
+        200.0,
+        "assumed: family care above this is an overloaded carer (~4 h/day)",
+        "h/month",
+    )
+
+
+@dataclass(frozen=True)
+class MoneyParams:
+    """Incomes of the elderly and prices of care (yuan per month unless stated)."""
+
+    urban_income: tuple[float, ...] = param(
+        (0.0, 496.0, 1500.0, 3300.0, 6500.0),
+        0.0,
+        20000.0,
+        "classes 0-4; 低保 496 = plan 2015 urban minimum-living standard (section 一); others "
+        "assumed (Taiyuan pensions NOT FOUND; Taiyuan wage 86,541/yr 2020 as an upper guide)",
+        "yuan/month",
+    )
+    rural_income: tuple[float, ...] = param(
+        (0.0, 411.0, 400.0, 1100.0, 2800.0),
+        0.0,
+        20000.0,
+        "classes 0-4; 低保 411 = plan 2015 rural standard; low ~ resident basic pension 174 "
+        "(China 2020) plus other income, assumed; others assumed",
+        "yuan/month",
+    )
+    family_support_share: float = param(
+        0.5,
+        0.0,
+        1.5,
+        "assumed: children's contribution to care costs as a share of the elder's income per "
+        "child nearby (cap two children)",
+    )
+    price_public_home: float = param(
+        1200.0, 600.0, 3000.0, "assumed: Taiyuan fees NOT FOUND (range 600-3000)", "yuan/month"
+    )
+    price_private_home: float = param(
+        2600.0,
+        1500.0,
+        6000.0,
+        "assumed: Suqian 2017 private nursing care 1,500-2,500 yuan/month (prices_incomes.csv) "
+        "raised for Taiyuan; range 1500-6000",
+        "yuan/month",
+    )
+    price_medical_bed: float = param(
+        3800.0,
+        2000.0,
+        8000.0,
+        "assumed: integrated medical-care bed (range 2000-8000)",
+        "yuan/month",
+    )
+    price_home_care_hour: float = param(
+        30.0, 15.0, 60.0, "assumed: home-care service hour (range 15-60)", "yuan/h"
+    )
+    price_day_care: float = param(
+        500.0,
+        200.0,
+        1200.0,
+        "assumed: day care / community centre with meals (Dalian 2024 meal delivery 900/month "
+        "for reference; range 200-1200)",
+        "yuan/month",
+    )
+
+
+@dataclass(frozen=True)
 class Params:
     """Every parameter of the model; the defaults are the plan as written."""
 
@@ -170,6 +288,12 @@ class Params:
     health: HealthParams = field(default_factory=HealthParams)
     households: HouseholdParams = field(default_factory=HouseholdParams)
     income: IncomeParams = field(default_factory=IncomeParams)
+    need: NeedParams = field(default_factory=NeedParams)
+    family: FamilyParams = field(default_factory=FamilyParams)
+    money: MoneyParams = field(default_factory=MoneyParams)
+    policy: PolicyParams = field(default_factory=PolicyParams)
+    services: ServiceParams = field(default_factory=ServiceParams)
+    choice: ChoiceParams = field(default_factory=ChoiceParams)
 
     def with_overrides(self, overrides: dict[str, Any]) -> Params:
         """A validated copy with nested overrides applied."""

@@ -38,6 +38,12 @@ COLUMNS: dict[str, tuple[type, int]] = {
     "entry_month": (np.int16, -1),  # -1 = present at the end of 2015
     "death_month": (np.int16, -1),
     "event": (np.uint8, 0),  # this month's event bits (kernels.EVENT_*), cleared after decisions
+    "arrangement": (np.int8, 0),  # choice_params.OPTIONS index; 0 = family care only
+    "facility": (np.int32, -1),  # residential facility (bed) or day centre in use
+    "queue_facility": (np.int32, -1),  # facility applied to, waiting
+    "queue_since": (np.int16, -1),  # month the application was made
+    "assessed": (np.int8, -1),  # health state at the last assessment (-1 never assessed)
+    "voucher": (np.bool_, False),  # eligible for the home-care voucher
 }
 
 

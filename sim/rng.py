@@ -43,6 +43,9 @@ class Stream(IntEnum):
     CHOICE = 30
     QUEUE_TIE = 31
     ASSESSMENT = 32
+    FACILITY = 33
+    DISPATCH = 34
+    FACILITY_PICK = 35
 
 
 @numba.njit(inline="always", cache=True)

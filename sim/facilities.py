@@ -1,0 +1,367 @@
+"""Facilities: nursing homes (public, private), integrated medical-care beds, community centres
+and day-care centres, their build-out over time, and admission from queues.
+
+Facility state is held in `FacilityTable` arrays (one entry per facility, hundreds to a few
+thousand); `Facility` Mesa agents are views on those entries. Capacities are in beds (persons);
+in resident rows a facility holds capacity / scale, allocated by largest remainder so the city's
+rows add up exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import mesa
+import numpy as np
+
+from sim.geography import Geography, allocate_largest_remainder
+from sim.rng import Stream, uniforms
+
+if TYPE_CHECKING:
+    from sim.params import Params
+
+PUBLIC, PRIVATE, MEDICAL, CENTRE, DAY_URBAN, DAY_RURAL = range(6)
+KIND_NAMES = (
+    "public_home",
+    "private_home",
+    "medical_bed",
+    "community_centre",
+    "day_care",
+    "rural_day_care",
+)
+RESIDENTIAL = (PUBLIC, PRIVATE, MEDICAL)
+HORIZON_YEAR = 2035
+_PUBLIC_HOMES_2015 = 20  # assumed: of the plan's 50 institutions in 2015, 20 public, 30 private
+
+
+@dataclass
+class FacilityTable:
+    """One entry per facility (open or scheduled)."""
+
+    kind: np.ndarray  # int8, PUBLIC..DAY_RURAL
+    district: np.ndarray  # int8
+    neigh: np.ndarray  # int32 neighbourhood id
+    capacity: np.ndarray  # int32 beds or day places (persons)
+    capacity_rows: np.ndarray  # int32 resident rows at the model's scale
+    open_month: np.ndarray  # int16, model month it opens (<= -1: open at the start)
+    medical_draw: np.ndarray  # float64 keyed uniform deciding when a home gains medical service
+    occupancy: np.ndarray  # int32 rows currently admitted / using
+
+    @property
+    def size(self) -> int:
+        return self.kind.size
+
+    def is_open(self, month: int) -> np.ndarray:
+        return self.open_month <= month
+
+    def medical_capable(self, month: int, homes_share: float) -> np.ndarray:
+        """Integrated beds always; homes once their draw falls under the year's share."""
+        homes = np.isin(self.kind, (PUBLIC, PRIVATE)) & (self.medical_draw < homes_share)
+        return (self.kind == MEDICAL) | homes
+
+
+def _yearly_additions(params: Params) -> dict[int, dict[int, int]]:
+    """Beds or centres added per kind and calendar year (2016..HORIZON_YEAR)."""
+    pol = params.policy
+    out: dict[int, dict[int, int]] = {k: {} for k in range(6)}
+    after = pol.beds_added_per_year_after_2020
+    for i, year in enumerate(range(2016, HORIZON_YEAR + 1)):
+        in_plan = i < 5
+        medical = pol.medical_beds_added[i] if in_plan else after[2]
+        converted = round(medical * pol.medical_beds_converted_share)
+        private = (pol.private_beds_added[i] if in_plan else after[1]) - converted
+        out[PUBLIC][year] = pol.public_beds_added[i] if in_plan else after[0]
+        out[PRIVATE][year] = max(private, 0)
+        out[MEDICAL][year] = medical
+        out[CENTRE][year] = (
+            pol.community_centres_added[i]
+            if in_plan
+            else pol.community_centres_added_per_year_after_2020
+        )
+        out[DAY_URBAN][year] = params.policy.urban_day_care_added[i] if in_plan else 0
+        out[DAY_RURAL][year] = params.policy.rural_day_care_added[i] if in_plan else 0
+    return out
+
+
+def build_facilities(
+    params: Params, geo: Geography, elderly_weights: np.ndarray, seed: int, scale: float
+) -> FacilityTable:
+    """The end-2015 stock and every facility the policy schedule opens up to HORIZON_YEAR.
+
+    Spread over districts (assumed, no district breakdown was published): public and integrated
+    beds by the district's estimated 60+ population, private beds by its urban 60+ population,
+    community and urban day-care centres by urban communities, rural day care at the largest
+    villages of over `rural_village_min_pop` registered people.
+    """
+    pol, svc = params.policy, params.services
+    urban_share = geo.districts["urban_share"].to_numpy()
+    nb = geo.neighbourhoods
+    communities = nb[nb["kind"] == "community"]
+    community_weight = np.bincount(communities["district"], minlength=len(geo.districts)) + 0.0
+    rows: list[tuple[int, int, int, int]] = []  # kind, district, beds, open month
+
+    def add_beds(kind: int, beds: int, weights: np.ndarray, mean_size: int, month: int) -> None:
+        for d, b in enumerate(allocate_largest_remainder(int(beds), weights)):
+            if b <= 0:
+                continue
+            n = max(1, round(b / mean_size))
+            for size in allocate_largest_remainder(int(b), np.ones(n)):
+                rows.append((kind, d, int(size), month))
+
+    add_beds(
+        PUBLIC,
+        pol.public_beds_2015,
+        elderly_weights,
+        pol.public_beds_2015 // _PUBLIC_HOMES_2015 or 1,
+        -1,
+    )
+    n_private_2015 = 50 - _PUBLIC_HOMES_2015
+    add_beds(
+        PRIVATE,
+        pol.private_beds_2015,
+        elderly_weights * urban_share,
+        pol.private_beds_2015 // n_private_2015 or 1,
+        -1,
+    )
+    add_beds(MEDICAL, pol.medical_beds_2015, elderly_weights, svc.medical_beds_per_institution, -1)
+    for d, n in enumerate(allocate_largest_remainder(pol.urban_day_care_2015, community_weight)):
+        rows.extend((DAY_URBAN, d, svc.day_care_places, -1) for _ in range(n))
+    for year, beds in _yearly_additions(params)[PUBLIC].items():
+        add_beds(PUBLIC, beds, elderly_weights, svc.facility_beds_mean, (year - 2016) * 12)
+    for year, beds in _yearly_additions(params)[PRIVATE].items():
+        add_beds(
+            PRIVATE, beds, elderly_weights * urban_share, svc.facility_beds_mean, (year - 2016) * 12
+        )
+    for year, beds in _yearly_additions(params)[MEDICAL].items():
+        add_beds(
+            MEDICAL, beds, elderly_weights, svc.medical_beds_per_institution, (year - 2016) * 12
+        )
+    for year, n_new in _yearly_additions(params)[CENTRE].items():
+        for d, n in enumerate(allocate_largest_remainder(int(n_new), community_weight)):
+            rows.extend((CENTRE, d, svc.centre_places, (year - 2016) * 12) for _ in range(n))
+    for year, n_new in _yearly_additions(params)[DAY_URBAN].items():
+        for d, n in enumerate(allocate_largest_remainder(int(n_new), community_weight)):
+            rows.extend((DAY_URBAN, d, svc.day_care_places, (year - 2016) * 12) for _ in range(n))
+    rural_sites = _rural_sites(geo, svc.rural_village_min_pop)
+    n_rural = 0
+    for year, n_new in _yearly_additions(params)[DAY_RURAL].items():
+        for _ in range(int(n_new)):
+            if n_rural < rural_sites.size:
+                d = int(nb.loc[rural_sites[n_rural], "district"])
+                rows.append((DAY_RURAL, d, svc.day_care_places, (year - 2016) * 12))
+                n_rural += 1
+
+    kind = np.array([r[0] for r in rows], dtype=np.int8)
+    district = np.array([r[1] for r in rows], dtype=np.int8)
+    capacity = np.array([r[2] for r in rows], dtype=np.int32)
+    open_month = np.array([r[3] for r in rows], dtype=np.int16)
+    ids = np.arange(kind.size)
+    neigh = _place(geo, kind, district, ids, seed, rural_sites)
+    cap_rows = np.zeros(kind.size, dtype=np.int32)
+    for k in range(6):
+        sel = kind == k
+        if sel.any():
+            cap_rows[sel] = allocate_largest_remainder(
+                round(capacity[sel].sum() / scale), capacity[sel]
+            )
+    return FacilityTable(
+        kind=kind,
+        district=district,
+        neigh=neigh,
+        capacity=capacity,
+        capacity_rows=cap_rows,
+        open_month=open_month,
+        medical_draw=uniforms(seed, Stream.FACILITY, ids, 0),
+        occupancy=np.zeros(kind.size, dtype=np.int32),
+    )
+
+
+def _rural_sites(geo: Geography, min_pop: int) -> np.ndarray:
+    """Villages over `min_pop` registered people, largest first (sites for rural day care)."""
+    nb = geo.neighbourhoods
+    big = nb[(nb["kind"] == "village") & (nb["registered_pop"] > min_pop)]
+    return big.sort_values("registered_pop", ascending=False, kind="stable").index.to_numpy()
+
+
+def _place(geo, kind, district, ids, seed, rural_sites) -> np.ndarray:
+    """Neighbourhood of each facility: a keyed draw among the district's communities (urban kinds)
+    or among all its neighbourhoods (public homes, integrated beds); rural centres at villages."""
+    nb = geo.neighbourhoods
+    u = uniforms(seed, Stream.FACILITY, ids, 1)
+    out = np.zeros(kind.size, dtype=np.int32)
+    rural_order = iter(rural_sites)
+    for f in range(kind.size):
+        if kind[f] == DAY_RURAL:
+            out[f] = next(rural_order)
+            continue
+        pool = nb.index[nb["district"] == district[f]]
+        if kind[f] in (PRIVATE, CENTRE, DAY_URBAN):
+            pool = nb.index[(nb["district"] == district[f]) & (nb["kind"] == "community")]
+        out[f] = pool[int(u[f] * len(pool))]
+    return out
+
+
+def admit(
+    table: FacilityTable,
+    month: int,
+    applicant_rows: np.ndarray,
+    applicant_facility: np.ndarray,
+    priority: np.ndarray,
+    since: np.ndarray,
+    seed: int,
+) -> np.ndarray:
+    """Admit applicants by (priority, application month, keyed tie-break) into free places.
+
+    Returns a boolean mask over the applicants: admitted this month. Never exceeds capacity.
+    """
+    if applicant_rows.size == 0:
+        return np.zeros(0, dtype=bool)
+    free = np.where(table.is_open(month), table.capacity_rows - table.occupancy, 0).clip(0)
+    tie = uniforms(seed, Stream.QUEUE_TIE, applicant_rows, month)
+    order = np.lexsort((tie, since, priority, applicant_facility))
+    fac_sorted = applicant_facility[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(fac_sorted)) + 1]
+    rank = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
+    admitted = np.zeros(applicant_rows.size, dtype=bool)
+    admitted[order] = rank < free[fac_sorted]
+    np.add.at(table.occupancy, applicant_facility[admitted], 1)
+    return admitted
+
+
+class Facility(mesa.Agent):
+    """A facility as a Mesa agent: a view on one entry of the model's FacilityTable."""
+
+    def __init__(self, model: mesa.Model, index: int):
+        super().__init__(model)
+        self.index = index
+
+    @property
+    def table(self) -> FacilityTable:
+        return self.model.facilities
+
+    @property
+    def kind(self) -> str:
+        return KIND_NAMES[self.table.kind[self.index]]
+
+    def describe(self) -> dict:
+        """Readable summary for the app's inspector."""
+        t, m = self.table, self.model
+        month = m.month - 1 if m.month > 0 else 0
+        return {
+            "facility": self.index,
+            "kind": self.kind,
+            "district": m.geo.districts.loc[int(t.district[self.index]), "name_en"],
+            "neighbourhood": m.geo.neighbourhoods.loc[int(t.neigh[self.index]), "name"],
+            "capacity": int(t.capacity[self.index]),
+            "in_use": int(t.occupancy[self.index] * m.scale),
+            "opens": int(t.open_month[self.index]),
+            "open": bool(t.is_open(month)[self.index]),
+            "medical_service": bool(m.facility_medical_capable()[self.index]),
+            "price_yuan_month": m.prices()[t.kind[self.index]],
+        }
+
+
+class FacilityMarket:
+    """This month's view of the facilities that choices need: free places, queues, expected waits,
+    medical capability and the community centre covering each neighbourhood."""
+
+    def __init__(self, table: FacilityTable, geo: Geography, params: Params):
+        self.table, self.geo, self.params = table, geo, params
+        self.exits_ema = np.full(table.size, 0.5)
+        self._admitted = np.zeros(table.size)
+        self._exited = np.zeros(table.size)
+        self._coverage_month = -1
+        self.covering = np.full(len(geo.neighbourhoods), -1, dtype=np.int64)
+        self.medical_now = np.zeros(table.size, dtype=bool)
+        self.free = np.zeros(table.size)
+        self.queue = np.zeros(table.size)
+        self.wait = np.zeros(table.size)
+
+    def record_admissions(self, facilities: np.ndarray) -> None:
+        np.add.at(self._admitted, facilities, 1)
+
+    def record_exits(self, facilities: np.ndarray) -> None:
+        np.add.at(self._exited, facilities, 1)
+
+    def refresh(self, month: int, queue_facility: np.ndarray) -> None:
+        """Update queues, free places, expected waits and (each January) coverage for `month`."""
+        t = self.table
+        self.exits_ema = 0.8 * self.exits_ema + 0.2 * self._exited
+        self._exited[:] = 0
+        self._admitted[:] = 0
+        queue = np.bincount(queue_facility, minlength=t.size)
+        open_now = t.is_open(month)
+        free = np.where(open_now, t.capacity_rows - t.occupancy, 0)
+        wait = np.maximum(queue - free, 0) / np.maximum(self.exits_ema, 0.05)
+        self.free, self.queue, self.wait = free, queue, wait
+        share = _interpolate(month, self.params.policy)
+        self.medical_now = t.medical_capable(month, share)
+        if month // 12 != self._coverage_month // 12 or self._coverage_month < 0:
+            self._coverage_month = month
+            self.covering = self._covering_centres(month)
+
+    def pick(self, kind: int, district: np.ndarray, u: np.ndarray, month: int) -> np.ndarray:
+        """A facility of `kind` for each applicant: a keyed draw in their district weighted by the
+        places not yet claimed (plus a tenth of capacity, so full homes still get applicants);
+        the whole city where the district has none."""
+        t = self.table
+        ok = t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0)
+        weight = np.maximum(self.free - self.queue, 0) + 0.1 * t.capacity_rows
+        out = np.full(district.size, -1, dtype=np.int64)
+        city = np.flatnonzero(ok)
+        if city.size == 0:
+            return out
+        for d in np.unique(district):
+            local = city[t.district[city] == d]
+            pool = local if local.size else city
+            sel = district == d
+            cum = np.cumsum(weight[pool])
+            out[sel] = pool[
+                np.searchsorted(cum / cum[-1], u[sel], side="right").clip(0, pool.size - 1)
+            ]
+        return out
+
+    def _covering_centres(self, month: int) -> np.ndarray:
+        """Per neighbourhood the nearest open centre within its radius (-1 if none)."""
+        t, nb, svc = self.table, self.geo.neighbourhoods, self.params.services
+        x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
+        open_now = t.is_open(month)
+        out = np.full(len(nb), -1, dtype=np.int64)
+        best_km = np.full(len(nb), np.inf)
+        for kind, radius in (
+            (CENTRE, svc.community_radius_km),
+            (DAY_URBAN, svc.day_care_radius_km),
+        ):
+            ids = np.flatnonzero(open_now & (t.kind == kind))
+            if ids.size == 0:
+                continue
+            fx, fy = x[t.neigh[ids]], y[t.neigh[ids]]
+            km = np.hypot(x[:, None] - fx[None, :], y[:, None] - fy[None, :])
+            nearest = km.argmin(axis=1)
+            dist = km[np.arange(len(nb)), nearest]
+            better = (dist <= radius) & (dist < best_km)
+            out[better], best_km[better] = ids[nearest[better]], dist[better]
+        rural = np.flatnonzero(open_now & (t.kind == DAY_RURAL))
+        out[t.neigh[rural]] = rural
+        return out
+
+    def covered_by(self, kind: int, month: int) -> np.ndarray:
+        """Neighbourhoods within the radius of an open facility of `kind` (for coverage KPIs)."""
+        t, nb, svc = self.table, self.geo.neighbourhoods, self.params.services
+        radius = svc.community_radius_km if kind == CENTRE else svc.day_care_radius_km
+        ids = np.flatnonzero(t.is_open(month) & (t.kind == kind))
+        if ids.size == 0:
+            return np.zeros(len(nb), dtype=bool)
+        x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
+        fx, fy = x[t.neigh[ids]], y[t.neigh[ids]]
+        return (np.hypot(x[:, None] - fx[None, :], y[:, None] - fy[None, :]) <= radius).any(axis=1)
+
+
+def _interpolate(month: int, policy) -> float:
+    """Share of nursing homes with medical service in `month` (linear 2015 -> 2022, then flat)."""
+    years = min(max((month + 0.5) / 12, 0.0), 7.0)
+    return (
+        policy.homes_medical_share_2015
+        + (policy.homes_medical_share_2022 - policy.homes_medical_share_2015) * years / 7.0
+    )
