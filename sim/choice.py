@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sim.choice_params import OPTIONS
-from sim.facilities import CENTRE, DAY_RURAL, DAY_URBAN, MEDICAL, PRIVATE, PUBLIC
+from sim.facilities import MEDICAL, PRIVATE, PUBLIC
 from sim.families import family_care_capacity, lives_alone
 from sim.kernels import NEED_LEVEL
 from sim.rng import Stream, uniforms
@@ -200,7 +199,3 @@ def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
         if sel.any():
             out[sel] = option_reason(model, f, option)[sel]
     return out
-
-
-__all__ = ["OPTIONS", "REASONS", "choose", "option_features", "utilities"]
-_ = (CENTRE, DAY_URBAN, DAY_RURAL)

@@ -88,9 +88,10 @@ def pair_spouses(
 def family_care_capacity(pop, rows: np.ndarray, fam, policy, in_residence) -> np.ndarray:
     """Informal care hours per month the household can give each of `rows`.
 
-    A resident spouse gives hours scaled by their own health (none if they are in a care home);
-    an external (working-age) spouse fewer (`in_residence(rows)` tells who is in a care home); the nearest child by where they live, plus a share for
-    up to two more children; a carer allowance buys extra hours where a carer exists.
+    A resident spouse gives hours scaled by their own health (none if in a care home, as told by
+    the callable `in_residence(rows)`); an external (working-age) spouse fewer; the nearest child
+    by where they live, plus a share for up to two more children; a carer allowance buys extra
+    hours where a carer exists.
     """
     spouse = pop.spouse[rows]
     hours = np.where(spouse == EXTERNAL_SPOUSE, fam.external_spouse_hours, 0.0)

@@ -14,7 +14,6 @@ from sim.health import HealthSettings
 from sim.paramtools import apply_overrides, describe, param, to_dict
 from sim.policy_params import PolicyParams, ServiceParams
 
-_PLAN = "太原市民政事业发展'十三五'规划 (2016-2020)"
 _CENSUS_INTERP = (
     "derived: geometric interpolation to 2015-12-31 between the 2010 census (11.11% of "
     "4,201,591 = 466,800) and the 2020 census (854,501)"

@@ -9,7 +9,7 @@ ranges from here, so a range is written once.
 from __future__ import annotations
 
 import difflib
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 
@@ -127,20 +127,11 @@ def _scalar(path: str, current: Any, value: Any, lo: Any, hi: Any, unit: str) ->
     return int(value) if isinstance(current, int) else float(value)
 
 
-def field_default(cls: type, name: str) -> Any:
-    """Default of a declared field (used where one parameter's default derives from another)."""
-    for f in fields(cls):
-        if f.name == name:
-            return f.default if f.default is not MISSING else f.default_factory()
-    raise KeyError(name)
-
-
 __all__ = [
     "ParamError",
     "ParamInfo",
     "apply_overrides",
     "describe",
-    "field_default",
     "param",
     "to_dict",
 ]

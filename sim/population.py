@@ -155,7 +155,7 @@ def fill_new_rows(
 
 @cache
 def _placement(geo: Geography) -> tuple[dict, np.ndarray]:
-    """Candidate neighbourhoods and weights per (district, urban?); which districts have villages."""
+    """Candidate neighbourhoods and weights per (district, urban?); districts with villages."""
     nb = geo.neighbourhoods
     candidates = {}
     for code in geo.districts.index:
