@@ -11,8 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import mesa
+import numpy as np
 
-from sim.families import CHILD_NONE, EXTERNAL_SPOUSE, NO_SPOUSE
+from sim.choice_params import OPTIONS
+from sim.families import CHILD_NONE, EXTERNAL_SPOUSE, NO_SPOUSE, family_care_capacity
 from sim.health import STATE_NAMES
 from sim.kernels import EVENT_NEED, EVENT_WIDOWED
 
@@ -68,6 +70,15 @@ class Resident(mesa.Agent):
     def widowed_this_month(self) -> bool:
         return bool(self.event & EVENT_WIDOWED)
 
+    def choice_probabilities(self) -> dict[str, float]:
+        """This month's probability of each care arrangement for this resident (the same
+        vectorised logit the model applies to every decider)."""
+        from sim.choice import option_features, probabilities, utilities
+
+        rows = np.array([self.row])
+        probs = probabilities(utilities(self.model, option_features(self.model, rows)))[0]
+        return dict(zip(OPTIONS, probs.round(4).tolist(), strict=True))
+
     def describe(self) -> dict:
         """Readable summary for the app's inspector and for debugging."""
         return {
@@ -86,6 +97,10 @@ class Resident(mesa.Agent):
             "children": self.n_children,
             "nearest_child": CHILD_PLACES[self.child_place],
             "alive": self.alive,
+            "arrangement": OPTIONS[self.model.pop.arrangement[self.row]],
+            "facility": int(self.model.pop.facility[self.row]),
+            "waiting_for": int(self.model.pop.queue_facility[self.row]),
+            "voucher": bool(self.model.pop.voucher[self.row]),
         }
 
 
@@ -108,3 +123,10 @@ class Family(mesa.Agent):
     def has_child_nearby(self) -> bool:
         place = self.model.pop.child_place[self.row]
         return CHILD_NONE < place <= 3
+
+    def care_hours(self) -> float:
+        """Informal care hours per month this household can give the resident."""
+        m = self.model
+        rows = np.array([self.row])
+        hours = family_care_capacity(m.pop, rows, m.params.family, m.params.policy, m.in_residence)
+        return float(hours[0])

@@ -258,7 +258,7 @@ class Facility(mesa.Agent):
             "opens": int(t.open_month[self.index]),
             "open": bool(t.is_open(month)[self.index]),
             "medical_service": bool(m.facility_medical_capable()[self.index]),
-            "price_yuan_month": m.prices()[t.kind[self.index]],
+            "price_yuan_month": float(m.prices()[t.kind[self.index]]),
         }
 
 

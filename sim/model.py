@@ -14,7 +14,7 @@ import mesa
 import numpy as np
 import pandas as pd
 
-from sim.agents import Resident
+from sim.agents import Family, Resident
 from sim.calendar import decimal_year, month_index
 from sim.care import care_month
 from sim.demography import N_AGES, entrants_per_month, hazard_for_year
@@ -28,7 +28,7 @@ from sim.facilities import (
 )
 from sim.geography import load_geography
 from sim.health import build_tables, sex_hazard_factor
-from sim.kernels import C_65, C_80, step_population, stock_counts
+from sim.kernels import C_65, C_80, EVENT_WIDOWED, step_population, stock_counts
 from sim.metrics import care_frame, population_frame
 from sim.params import Params
 from sim.population import add_entrants, district_elderly_weights, synthesise
@@ -61,6 +61,8 @@ class CareModel(mesa.Model):
         self._stock = stock_counts(self.pop, len(self.geo.districts))
         self._resident_pool: list[Resident] = []
         self._decider_agents: list[Resident] = []
+        self._family_pool: list[Family] = []
+        self._family_agents: list[Family] = []
         self.needy_rows = np.zeros(0, dtype=np.int64)
         self._care: list[np.ndarray] = []
         self._yearly: dict[str, tuple[int, np.ndarray]] = {}
@@ -236,18 +238,29 @@ class CareModel(mesa.Model):
         ).astype(float)
 
     def set_deciders(self, rows: np.ndarray) -> None:
-        """Materialise this month's deciders as Resident agents."""
+        """Materialise this month's deciders as Resident agents, and a Family agent for each
+        decider who lost a carer (their household's capacity changed the decision)."""
         self._decider_agents = self.materialise(rows)
+        widowed = rows[(self.pop.event[rows] & EVENT_WIDOWED) != 0]
+        self._family_agents = self._bind(self._family_pool, Family, widowed)
 
     # -- agents -------------------------------------------------------------------------------
     def materialise(self, rows: np.ndarray) -> list[Resident]:
         """Resident agents bound to `rows` (pooled objects, rebound each call)."""
-        while len(self._resident_pool) < rows.size:
-            self._resident_pool.append(Resident(self, -1))
-        agents = self._resident_pool[: rows.size]
+        return self._bind(self._resident_pool, Resident, rows)
+
+    def _bind(self, pool: list, cls: type, rows: np.ndarray) -> list:
+        while len(pool) < rows.size:
+            pool.append(cls(self, -1))
+        agents = pool[: rows.size]
         for agent, row in zip(agents, rows.tolist(), strict=True):
             agent.row = row
         return agents
+
+    @property
+    def families(self) -> mesa.agent.AgentSet:
+        """This month's materialised households (deciders who lost a carer)."""
+        return mesa.agent.AgentSet(self._family_agents, random=self.random)
 
     @property
     def deciders(self) -> mesa.agent.AgentSet:

@@ -74,7 +74,9 @@ class HealthParams:
         "assumed: monthly churn between 'healthy' and 'basically healthy' (self-rated)",
         "1/month",
     )
-    recovery_scale: float = param(1.0, 0.3, 1.5, "calibrated; 1.0 = CLHLS recovery rates")
+    recovery_scale: float = param(
+        1.0, 0.3, 1.5, "assumed 1.0 = CLHLS recovery rates (not yet calibrated)"
+    )
     full_dependency_mortality_ratio: float = param(
         1.5, 1.0, 2.5, "assumed: hazard of full vs partial dependents (range 1.0-2.5)"
     )

@@ -39,10 +39,8 @@ class Stream(IntEnum):
     MEDICAL = 22
     SPOUSE = 23
     ENTRANT = 24
-    CHILD_MOVE = 25
     CHOICE = 30
     QUEUE_TIE = 31
-    ASSESSMENT = 32
     FACILITY = 33
     DISPATCH = 34
     FACILITY_PICK = 35
