@@ -88,7 +88,10 @@ def care_month(model: CareModel) -> np.ndarray:
     pop, fac, month = model.pop, model.facilities, model.month
     events = model.event_rows
     bits = pop.event[events]
-    _release(model, events[(bits & EVENT_DIED) != 0])
+    dead = events[(bits & EVENT_DIED) != 0]
+    _release(model, dead)
+    pop.queue_facility[dead] = -1
+    pop.queue_since[dead] = -1
     needy = model.needy_rows
     model.refresh_facility_state()
 
@@ -163,9 +166,8 @@ def _apply_choices(model: CareModel, rows: np.ndarray, choice: np.ndarray, feat)
     c_rows = rows[community][joined]
     np.add.at(fac.occupancy, centre[joined], 1)
     pop.facility[c_rows] = centre[joined]
-    arrangement = np.where(
-        stay, pop.arrangement[rows], np.where(residential_choice, FAMILY, choice)
-    )
+    # while queueing for a bed a resident keeps the arrangement they had
+    arrangement = np.where(stay | residential_choice, pop.arrangement[rows], choice)
     arrangement[np.flatnonzero(community)[~joined]] = FAMILY
     pop.arrangement[rows] = arrangement
 

@@ -91,20 +91,15 @@ def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
     medical_now = model.facility_medical_capable()
     prices = model.prices()
     market = model.market
-    nb = model.geo.neighbourhoods
-    x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
-    u_pick = uniforms(model.seed, Stream.FACILITY_PICK, rows, model.month)
     for option, kind in OPTION_KIND.items():
-        f = market.pick(kind, district, u_pick, model.month)
+        f, distance = market.pick(kind, district, pop.neigh[rows], model.month, p.choice)
         ok = f >= 0
         available[:, option] = ok
         fi = np.maximum(f, 0)
         facility[:, option] = f
         wait[:, option] = np.where(ok, market.wait[fi], 0.0)
         vacancy[:, option] = ok & (market.free[fi] - market.queue[fi] > 0)
-        fn = fac.neigh[fi]
-        own = pop.neigh[rows]
-        km[:, option] = np.where(ok, np.hypot(x[fn] - x[own], y[fn] - y[own]), 0.0)
+        km[:, option] = distance
         capable[:, option] = ok & medical_now[fi]
         net[:, option] = prices[kind]
     net[:, PUBLIC_HOME] = np.where(pop.income[rows] == 0, 0.0, net[:, PUBLIC_HOME])
@@ -155,12 +150,23 @@ def utilities(model: CareModel, f: OptionFeatures) -> np.ndarray:
 
 
 def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, OptionFeatures]:
-    """Chosen option per resident (keyed draw on the logit probabilities) and the features."""
+    """Chosen option per resident and the features.
+
+    The logit draw is a Gumbel-max over one keyed uniform per (person, month, option): the same
+    probabilities as the logit, and a lever that improves one option moves people only into
+    that option, so CRN-paired scenario differences are monotone and low-noise.
+    """
     f = option_features(model, rows)
-    probs = probabilities(utilities(model, f))
-    u = uniforms(model.seed, Stream.CHOICE, rows, model.month)
-    choice = (u[:, None] >= np.cumsum(probs, axis=1)).sum(axis=1).clip(0, 5)
-    return choice, f
+    util = utilities(model, f)
+    gumbel = np.column_stack(
+        [
+            -np.log(
+                -np.log(uniforms(model.seed, Stream.CHOICE, rows, model.month * 8 + j) + 1e-300)
+            )
+            for j in range(util.shape[1])
+        ]
+    )
+    return np.argmax(util + gumbel, axis=1), f
 
 
 def probabilities(util: np.ndarray) -> np.ndarray:

@@ -156,15 +156,13 @@ def build_facilities(
     district = np.array([r[1] for r in rows], dtype=np.int8)
     capacity = np.array([r[2] for r in rows], dtype=np.int32)
     open_month = np.array([r[3] for r in rows], dtype=np.int16)
-    ids = np.arange(kind.size)
+    ids = _stable_keys(kind, district, open_month)
     neigh = _place(geo, kind, district, ids, seed, rural_sites)
-    cap_rows = np.zeros(kind.size, dtype=np.int32)
-    for k in range(6):
-        sel = kind == k
-        if sel.any():
-            cap_rows[sel] = allocate_largest_remainder(
-                round(capacity[sel].sum() / scale), capacity[sel]
-            )
+    # rows at this scale: capacity / scale rounded up with a keyed probability, so each facility's
+    # rows depend on itself only (adding facilities changes no other facility) and sum to the
+    # capacity in expectation; at scale 1 they equal the capacity exactly
+    draw = uniforms(seed, Stream.FACILITY, ids, 2)
+    cap_rows = np.floor(capacity / scale + draw).astype(np.int32)
     return FacilityTable(
         kind=kind,
         district=district,
@@ -184,21 +182,34 @@ def _rural_sites(geo: Geography, min_pop: int) -> np.ndarray:
     return big.sort_values("registered_pop", ascending=False, kind="stable").index.to_numpy()
 
 
+def _stable_keys(kind: np.ndarray, district: np.ndarray, open_month: np.ndarray) -> np.ndarray:
+    """A key per facility from (kind, opening month, district, rank within those), so adding
+    facilities of one kind or year leaves every other facility's keyed draws unchanged (CRN)."""
+    group = (kind.astype(np.int64) * 1000 + open_month.astype(np.int64) + 1) * 100 + district
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_group)) + 1]
+    rank = np.empty(kind.size, dtype=np.int64)
+    rank[order] = np.arange(kind.size) - np.repeat(starts, np.diff(np.r_[starts, kind.size]))
+    return group * 10_000 + rank
+
+
 def _place(geo, kind, district, ids, seed, rural_sites) -> np.ndarray:
     """Neighbourhood of each facility: a keyed draw among the district's communities (urban kinds)
     or among all its neighbourhoods (public homes, integrated beds); rural centres at villages."""
     nb = geo.neighbourhoods
+    nb_district = nb["district"].to_numpy()
+    is_community = (nb["kind"] == "community").to_numpy()
     u = uniforms(seed, Stream.FACILITY, ids, 1)
     out = np.zeros(kind.size, dtype=np.int32)
-    rural_order = iter(rural_sites)
-    for f in range(kind.size):
-        if kind[f] == DAY_RURAL:
-            out[f] = next(rural_order)
-            continue
-        pool = nb.index[nb["district"] == district[f]]
-        if kind[f] in (PRIVATE, CENTRE, DAY_URBAN):
-            pool = nb.index[(nb["district"] == district[f]) & (nb["kind"] == "community")]
-        out[f] = pool[int(u[f] * len(pool))]
+    rural = kind == DAY_RURAL
+    out[rural] = rural_sites[: rural.sum()]
+    urban_kind = np.isin(kind, (PRIVATE, CENTRE, DAY_URBAN))
+    for d in np.unique(district):
+        for urban_only in (True, False):
+            sel = (district == d) & ~rural & (urban_kind == urban_only)
+            pool = np.flatnonzero((nb_district == d) & (is_community | (not urban_only)))
+            out[sel] = pool[(u[sel] * pool.size).astype(np.int64)]
     return out
 
 
@@ -301,26 +312,36 @@ class FacilityMarket:
             self._coverage_month = month
             self.covering = self._covering_centres(month)
 
-    def pick(self, kind: int, district: np.ndarray, u: np.ndarray, month: int) -> np.ndarray:
-        """A facility of `kind` for each applicant: a keyed draw in their district weighted by the
-        places not yet claimed (plus a tenth of capacity, so full homes still get applicants);
-        the whole city where the district has none."""
-        t = self.table
+    def pick(
+        self, kind: int, district: np.ndarray, neigh: np.ndarray, month: int, choice
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each applicant, the open facility of `kind` in their district (the whole city if
+        the district has none) with the best distance-and-wait utility; returns (facility, km).
+
+        Taking the best of the available facilities means an added facility can only make the
+        option better for anyone, which keeps policy comparisons monotone.
+        """
+        t, nb = self.table, self.geo.neighbourhoods
+        x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
         ok = t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0)
-        weight = np.maximum(self.free - self.queue, 0) + 0.1 * t.capacity_rows
         out = np.full(district.size, -1, dtype=np.int64)
+        km = np.zeros(district.size)
         city = np.flatnonzero(ok)
         if city.size == 0:
-            return out
+            return out, km
         for d in np.unique(district):
             local = city[t.district[city] == d]
             pool = local if local.size else city
-            sel = district == d
-            cum = np.cumsum(weight[pool])
-            out[sel] = pool[
-                np.searchsorted(cum / cum[-1], u[sel], side="right").clip(0, pool.size - 1)
-            ]
-        return out
+            sel = np.flatnonzero(district == d)
+            dist = np.hypot(
+                x[neigh[sel]][:, None] - x[t.neigh[pool]][None, :],
+                y[neigh[sel]][:, None] - y[t.neigh[pool]][None, :],
+            )
+            score = choice.distance_per_km * dist + choice.wait_per_month * self.wait[pool][None, :]
+            best = score.argmax(axis=1)
+            out[sel] = pool[best]
+            km[sel] = dist[np.arange(sel.size), best]
+        return out, km
 
     def _covering_centres(self, month: int) -> np.ndarray:
         """Per neighbourhood the nearest open centre within its radius (-1 if none)."""

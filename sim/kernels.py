@@ -159,7 +159,7 @@ def step_population(
         alive_idx[n_kept] = i
         n_kept += 1
     for k in range(n_events):
-        if event[event_rows[k]] & EVENT_WIDOWED:
+        if event[event_rows[k]] & EVENT_WIDOWED and alive[event_rows[k]]:
             flows[district[event_rows[k]], C_WIDOWED] += 1
     return n_kept, n_events, n_needy
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.choice_params import ChoiceParams
+from sim.fitted import FittedFileError, fitted_overrides, fitted_path
 from sim.health import HealthSettings
-from sim.paramtools import apply_overrides, describe, param, to_dict
+from sim.paramtools import ParamError, apply_overrides, describe, param, to_dict
 from sim.policy_params import PolicyParams, ServiceParams
 
 _CENSUS_INTERP = (
@@ -285,16 +286,21 @@ class MoneyParams:
 class Params:
     """Every parameter of the model; the defaults are the plan as written."""
 
-    demography: DemographyParams = field(default_factory=DemographyParams)
-    health: HealthParams = field(default_factory=HealthParams)
-    households: HouseholdParams = field(default_factory=HouseholdParams)
-    income: IncomeParams = field(default_factory=IncomeParams)
-    need: NeedParams = field(default_factory=NeedParams)
-    family: FamilyParams = field(default_factory=FamilyParams)
-    money: MoneyParams = field(default_factory=MoneyParams)
-    policy: PolicyParams = field(default_factory=PolicyParams)
-    services: ServiceParams = field(default_factory=ServiceParams)
-    choice: ChoiceParams = field(default_factory=ChoiceParams)
+    demography: DemographyParams = field(default_factory=lambda: _fitted("demography"))
+    health: HealthParams = field(default_factory=lambda: _fitted("health"))
+    households: HouseholdParams = field(default_factory=lambda: _fitted("households"))
+    income: IncomeParams = field(default_factory=lambda: _fitted("income"))
+    need: NeedParams = field(default_factory=lambda: _fitted("need"))
+    family: FamilyParams = field(default_factory=lambda: _fitted("family"))
+    money: MoneyParams = field(default_factory=lambda: _fitted("money"))
+    policy: PolicyParams = field(default_factory=lambda: _fitted("policy"))
+    services: ServiceParams = field(default_factory=lambda: _fitted("services"))
+    choice: ChoiceParams = field(default_factory=lambda: _fitted("choice"))
+
+    @classmethod
+    def declared(cls) -> Params:
+        """The declared defaults, without the fitted file (the starting point of calibration)."""
+        return cls(**{name: section() for name, section in SECTIONS.items()})
 
     def with_overrides(self, overrides: dict[str, Any]) -> Params:
         """A validated copy with nested overrides applied."""
@@ -305,3 +311,29 @@ class Params:
 
     def describe(self):
         return describe(self)
+
+
+SECTIONS = {
+    "demography": DemographyParams,
+    "health": HealthParams,
+    "households": HouseholdParams,
+    "income": IncomeParams,
+    "need": NeedParams,
+    "family": FamilyParams,
+    "money": MoneyParams,
+    "policy": PolicyParams,
+    "services": ServiceParams,
+    "choice": ChoiceParams,
+}
+
+
+def _fitted(section: str) -> Any:
+    """A section's declared defaults with the fitted file's values applied (sim/fitted.py)."""
+    overrides = fitted_overrides()
+    unknown = sorted(set(overrides) - set(SECTIONS))
+    if unknown:
+        raise FittedFileError(f"{fitted_path()}: params.{unknown[0]}: unknown parameter section")
+    try:
+        return apply_overrides(SECTIONS[section](), overrides.get(section, {}), f"{section}.")
+    except ParamError as err:
+        raise FittedFileError(f"{fitted_path()}: params.{err}") from err

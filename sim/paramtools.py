@@ -44,7 +44,7 @@ class ParamInfo:
 
     @property
     def assumed(self) -> bool:
-        return self.source.lower().startswith("assumed")
+        return "assumed" in self.source.lower()
 
 
 def describe(obj: Any, prefix: str = "") -> list[ParamInfo]:

@@ -67,12 +67,8 @@ def run() -> Run:
             h0, m0 = pop.health[rows].copy(), pop.medical[rows].copy()
         model.step()
         if month < N_RECORDED:
-            records.append(
-                MonthRecord(
-                    month, rows, *before, h0, m0,
-                    pop.alive[rows].copy(), pop.health[rows].copy(), pop.medical[rows].copy(),
-                )  # fmt: skip
-            )
+            after = (pop.alive[rows].copy(), pop.health[rows].copy(), pop.medical[rows].copy())
+            records.append(MonthRecord(month, rows, *before, h0, m0, *after))
         alive.append(pop.alive[cohort].copy())
     return Run(model, records, cohort, cohort_sex, cohort_age_m, cohort_health, np.array(alive))
 
@@ -104,8 +100,8 @@ def test_transition_matrix_matches_tables(run: Run) -> None:
         for t in range(N_STATES):
             if expected[f, t] >= 20:
                 z = _z(observed[f, t], expected[f, t], variance[f, t])
-                assert abs(z) < Z_MAX, f"{f}->{t}: observed {observed[f, t]}, expected "
-                f"{expected[f, t]:.1f}, z={z:.2f}"
+                msg = f"{f}->{t}: observed {observed[f, t]}, expected {expected[f, t]:.1f}"
+                assert abs(z) < Z_MAX, f"{msg}, z={z:.2f}"
                 tested += 1
             elif expected[f, t] < 0.01:
                 assert observed[f, t] == 0, f"{f}->{t} happened but has ~zero probability"

@@ -1,0 +1,163 @@
+"""Common random numbers in the care system, and CRN-paired policy directions (scale 100).
+
+CRN: adding beds to one home of one district must leave every health path and death month
+unchanged (health never depends on care in the model) and change care mostly in that district.
+Directions (3 seeds, each scenario paired with the baseline of the same seed): doubling the
+integrated medical-care beds added never lowers the city's medical-care demand met over
+2019-2020; a higher private-home price never raises mean private-home occupancy over 2018-2020.
+
+Runtime: the baseline of each seed is built once; the price scenario and the CRN scenario are
+deep copies of the not-yet-run baseline (the private-home price enters the model only at run
+time, through CareModel.prices(), so the copy is the model a fresh constructor would build).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from sim.calendar import month_index
+from sim.facilities import CENTRE, DAY_URBAN, KIND_NAMES, PRIVATE, PUBLIC
+from sim.metrics import CITY
+from sim.model import CareModel
+from sim.params import Params
+
+SCALE = 100
+SEEDS = (1, 2, 3)
+CRN_SEED = 1
+CRN_MONTHS = 36
+CRN_DISTRICT = 0
+CRN_EXTRA_ROWS = 10  # +1,000 beds at scale 100 in one public home
+END = "2020-12"
+PRICE_BASE = Params().money.price_private_home
+PRICE_HIGH = PRICE_BASE + 1000.0
+
+
+def _city_mean(model: CareModel, column: str, first: str, last: str) -> float:
+    m = model.metrics()
+    city = m[m["district"] == CITY]
+    sel = (city["month"] >= first) & (city["month"] <= last)
+    return float(city.loc[sel, column].mean())
+
+
+def _crn_pair(base: CareModel) -> dict:
+    """Step `base` and a copy with one public home enlarged in lockstep; compare month by month."""
+    other = copy.deepcopy(base)
+    fac = other.facilities
+    candidates = np.flatnonzero(
+        (fac.kind == PUBLIC) & (fac.district == CRN_DISTRICT) & (fac.open_month < 0)
+    )
+    f = int(candidates[0])
+    fac.capacity_rows[f] += CRN_EXTRA_ROWS
+    fac.capacity[f] += CRN_EXTRA_ROWS * SCALE
+    health_diff_months = 0
+    alive_diff_months = 0
+    differs = np.zeros(0, dtype=bool)
+    for _ in range(CRN_MONTHS):
+        base.step()
+        other.step()
+        a, b = base.pop, other.pop
+        assert a.size == b.size  # entrants are deterministic
+        n = a.size
+        health_diff_months += int(not np.array_equal(a.health[:n], b.health[:n]))
+        alive_diff_months += int(not np.array_equal(a.alive[:n], b.alive[:n]))
+        changed = (
+            (a.arrangement[:n] != b.arrangement[:n])
+            | (a.facility[:n] != b.facility[:n])
+            | (a.queue_facility[:n] != b.queue_facility[:n])
+        )
+        differs = np.r_[differs, np.zeros(n - differs.size, dtype=bool)] | changed
+    n = base.pop.size
+    rows = np.flatnonzero(differs)
+    in_district = base.pop.district[rows] == CRN_DISTRICT
+    return {
+        "facility": f,
+        "health_diff_months": health_diff_months,
+        "alive_diff_months": alive_diff_months,
+        "death_month_equal": np.array_equal(base.pop.death_month[:n], other.pop.death_month[:n]),
+        "medical_equal": np.array_equal(base.pop.medical[:n], other.pop.medical[:n]),
+        "n_differ": int(rows.size),
+        "n_differ_in_district": int(in_district.sum()),
+        "occupancy_gain": int(other.facilities.occupancy[f] - base.facilities.occupancy[f]),
+    }
+
+
+@pytest.fixture(scope="module")
+def runs():
+    med_base = Params().policy.medical_beds_added
+    med_params = Params().with_overrides(
+        {"policy": {"medical_beds_added": tuple(2 * b for b in med_base)}}
+    )
+    price_params = Params().with_overrides({"money": {"price_private_home": PRICE_HIGH}})
+    out = {"crn": None, "medical": {}, "price": {}}
+    for seed in SEEDS:
+        base = CareModel(seed=seed, scale=SCALE)
+        price = copy.deepcopy(base)
+        price.params = price_params
+        price.market.params = price_params
+        if seed == CRN_SEED:
+            out["crn"] = _crn_pair(base)
+        base.run_until(END)
+        price.run_until(END)
+        med = CareModel(seed=seed, scale=SCALE, params=med_params)
+        med.run_until(END)
+        if seed == CRN_SEED:
+            out["tables"] = (base.facilities, med.facilities)
+        out["medical"][seed] = (
+            _city_mean(base, "medical_care_demand_met", "2019-01", "2020-12"),
+            _city_mean(med, "medical_care_demand_met", "2019-01", "2020-12"),
+        )
+        out["price"][seed] = (
+            _city_mean(base, "occupancy_private", "2018-01", "2020-12"),
+            _city_mean(price, "occupancy_private", "2018-01", "2020-12"),
+        )
+        assert base.month == price.month == med.month == month_index(END) + 1
+    print("\nCRN:", out["crn"])
+    for seed in SEEDS:
+        (b_med, m_med), (b_pr, p_pr) = out["medical"][seed], out["price"][seed]
+        print(
+            f"seed {seed}: medical_care_demand_met 2019-20 base {b_med:.4f} doubled beds "
+            f"{m_med:.4f} (delta {m_med - b_med:+.4f}); occupancy_private 2018-20 base "
+            f"{b_pr:.4f} price {PRICE_HIGH:.0f} {p_pr:.4f} (delta {p_pr - b_pr:+.4f})"
+        )
+    return out
+
+
+def test_crn_extra_beds_leave_health_and_deaths_identical(runs):
+    crn = runs["crn"]
+    assert crn["health_diff_months"] == 0
+    assert crn["alive_diff_months"] == 0
+    assert crn["death_month_equal"]
+    assert crn["medical_equal"]
+
+
+def test_crn_extra_beds_change_care_mostly_in_their_district(runs):
+    crn = runs["crn"]
+    assert crn["occupancy_gain"] > 0  # the extra beds were used
+    assert crn["n_differ"] > 0
+    assert crn["n_differ_in_district"] >= 0.8 * crn["n_differ"], crn
+
+
+def test_more_medical_beds_do_not_move_other_facilities(runs):
+    base, more = runs["tables"]
+    for kind in (CENTRE, DAY_URBAN, PUBLIC, PRIVATE):
+        a, b = base.kind == kind, more.kind == kind
+        assert a.sum() == b.sum()
+        assert np.array_equal(base.neigh[a], more.neigh[b]), KIND_NAMES[kind]
+        assert np.array_equal(base.medical_draw[a], more.medical_draw[b]), KIND_NAMES[kind]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_more_medical_beds_never_lower_medical_demand_met(runs, seed):
+    base, more = runs["medical"][seed]
+    assert np.isfinite(base) and np.isfinite(more)
+    assert more >= base, f"seed {seed}: base {base:.5f}, doubled beds {more:.5f}"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_higher_private_price_never_raises_private_occupancy(runs, seed):
+    base, dearer = runs["price"][seed]
+    assert np.isfinite(base) and np.isfinite(dearer)
+    assert dearer <= base, f"seed {seed}: base {base:.5f}, price {PRICE_HIGH}: {dearer:.5f}"
