@@ -52,9 +52,12 @@ def load_targets(path: Path) -> pd.DataFrame:
     return table.set_index("target")
 
 
-def statistics(params: Params, seed: int = 1, scale: float = 10) -> dict[str, float]:
-    """Every simulated statistic named in targets.csv, from one run to 2021-12."""
-    model = CareModel(seed=seed, scale=scale, params=params)
+def statistics(
+    params: Params, seed: int = 1, scale: float = 10, care: bool = True
+) -> dict[str, float]:
+    """Every simulated statistic named in targets.csv, from one run to 2021-12 (without the care
+    system when `care` is False: the population and health stages do not need it)."""
+    model = CareModel(seed=seed, scale=scale, params=params, care=care)
     stats: dict[str, float] = {}
     model.run_until("2016-01")
     pop = model.pop
@@ -93,8 +96,11 @@ def statistics(params: Params, seed: int = 1, scale: float = 10) -> dict[str, fl
         (nov["healthy"] + nov["basically_healthy"]) / nov["residents_60plus"]
     )
     stats["full_dependency_share"] = float(nov["fully_dependent"] / dependents)
-    dec = city.loc["2020-12"]
-    stats["residential_share_in_need"] = float(dec["share_institution"] + dec["share_medical_bed"])
+    if care:
+        dec = city.loc["2020-12"]
+        stats["residential_share_in_need"] = float(
+            dec["share_institution"] + dec["share_medical_bed"]
+        )
     return stats
 
 
@@ -184,7 +190,8 @@ def fit(
                     stage: str = stage,
                     round_no: int = round_no,
                 ) -> float:
-                    value = statistics(m.apply(base, x), seed, scale)[m.target]
+                    care = stage == "choice"
+                    value = statistics(m.apply(base, x), seed, scale, care)[m.target]
                     log(
                         f"  [{stage} r{round_no + 1}] {m.lever} = {x:.6g}: {m.target} = "
                         f"{value:.6g} (target {goal:.6g})"

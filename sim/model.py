@@ -40,16 +40,21 @@ class CareModel(mesa.Model):
 
     seed: every random draw is keyed by it (common random numbers across scenarios).
     scale: persons per resident row (1 = full city); metrics are always in persons.
-    params: parameters; None = the plan as written.
+    params: parameters; None = the plan as written (with the fitted values).
+    care: False runs the population alone (demography and health; no care system), which
+    calibration and the population benchmark use.
     """
 
-    def __init__(self, seed: int = 1, scale: float = 1, params: Params | None = None):
+    def __init__(
+        self, seed: int = 1, scale: float = 1, params: Params | None = None, care: bool = True
+    ):
         super().__init__(rng=seed)
         if scale < 1:
             raise ValueError(f"scale must be >= 1 (persons per row), got {scale}")
         self.seed = int(seed)
         self.scale = float(scale)
         self.params = params or Params()
+        self.care_enabled = care
         self.geo = load_geography()
         self.tables = build_tables(self.params.health.settings())
         self.pop = synthesise(self.params, self.geo, self.tables, self.seed, self.scale)
@@ -79,10 +84,12 @@ class CareModel(mesa.Model):
         if n_new:
             add_entrants(self.pop, n_new, self.month, self.params, self.geo, self.tables, self.seed)
         counts = self._run_kernel()
-        care = care_month(self)
+        if self.care_enabled:
+            self._care.append(care_month(self))
+        else:
+            self.set_deciders(self._event_rows[self.pop.alive[self._event_rows]])
         self._months.append(self.month)
         self._counts.append(counts)
-        self._care.append(care)
         self.month += 1
 
     def run_until(self, until: str | float) -> None:

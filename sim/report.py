@@ -9,8 +9,8 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
 
 CITY = "Taiyuan"
 # The plan's 2020 targets (太原市民政事业发展'十三五'规划, 四(二)).
@@ -20,7 +20,12 @@ TARGETS = {
     "private_bed_share": (0.60, "private share of nursing-home beds"),
     "beds_medical": (6700.0, "integrated medical-care beds"),
 }
-DISTRICT_KPIS = ("beds_per_1000", "medical_care_demand_met", "unmet_need_share", "occupancy_private")
+DISTRICT_KPIS = (
+    "beds_per_1000",
+    "medical_care_demand_met",
+    "unmet_need_share",
+    "occupancy_private",
+)
 REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
 
 
@@ -105,7 +110,9 @@ def _target_table(frame: pd.DataFrame) -> str:
     rows = []
     for kpi, (target, label) in TARGETS.items():
         val = city[kpi].iloc[-1] if kpi in city else float("nan")
-        rows.append(f"<tr><td>{html.escape(label)}</td><td>{val:,.3f}</td><td>{target:,g}</td></tr>")
+        rows.append(
+            f"<tr><td>{html.escape(label)}</td><td>{val:,.3f}</td><td>{target:,g}</td></tr>"
+        )
     return (
         "<table><tr><th>KPI</th><th>model, last month</th><th>plan 2020 target</th></tr>"
         + "".join(rows)

@@ -84,9 +84,9 @@ def check_writable(out: str | Path, *, allow_existing_run: bool = True) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(out, "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (allow_existing_run and (out / "manifest.json").is_file()):
-            raise OutputError(out, "exists, is not empty and is not an eldercare output folder")
+    is_run = allow_existing_run and (out / "manifest.json").is_file()
+    if out.is_dir() and any(out.iterdir()) and not is_run:
+        raise OutputError(out, "exists, is not empty and is not an eldercare output folder")
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

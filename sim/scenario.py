@@ -38,11 +38,15 @@ class ScenarioError(ValueError):
     """A bad scenario or batch file: names the file, the field and what is allowed."""
 
     def __init__(self, file: str | Path, field: str, message: str):
-        self.file = str(file)
-        self.field = field
-        self.message = message
-        where = f"{self.file}: {field}" if field else self.file
-        super().__init__(f"{where}: {message}")
+        self.file = _one_line(str(file))
+        self.field = _one_line(field)
+        self.message = _one_line(message)
+        where = f"{self.file}: {self.field}" if field else self.file
+        super().__init__(f"{where}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)
