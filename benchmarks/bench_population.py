@@ -1,14 +1,44 @@
-"""Full city, 2016-01 to 2035-12: wall time and peak memory of the model run.
+"""Full city, 2016-01 to 2035-12: wall time and peak memory, population alone and whole model.
 
-Usage: python benchmarks/bench_population.py [--until 2035-12] [--scale 1]
-Prints the time to build the model, the time per simulated period, and the peak resident memory.
+Usage: python benchmarks/bench_population.py [--until 2035-12] [--scale 1] [--only population|model]
+Each part runs in a fresh process so its peak memory is its own; numba kernels are compiled (and
+cached) by a tiny warm-up run first, outside the timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
+import sys
 import time
+
+
+def measure(care: bool, until: str, scale: float, seed: int) -> dict:
+    """Build and run one model in this process; returns timings and peak memory."""
+    from sim import CareModel
+
+    warm = CareModel(seed=seed, scale=1000, care=care)
+    warm.run_until("2016-03")
+    t0 = time.perf_counter()
+    model = CareModel(seed=seed, scale=scale, care=care)
+    t1 = time.perf_counter()
+    model.run_until(until)
+    t2 = time.perf_counter()
+    frame = model.metrics()
+    t3 = time.perf_counter()
+    city = frame[frame["district"] == "Taiyuan"].iloc[-1]
+    return {
+        "build_s": t1 - t0,
+        "run_s": t2 - t1,
+        "metrics_s": t3 - t2,
+        "total_s": t3 - t0,
+        "months": model.month,
+        "rows_ever": model.pop.size,
+        "residents_60plus_last": float(city["residents_60plus"]),
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+    }
 
 
 def main() -> None:
@@ -16,34 +46,36 @@ def main() -> None:
     parser.add_argument("--until", default="2035-12")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=["population", "model"])
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    t0 = time.perf_counter()
-    from sim import CareModel
-
-    t_import = time.perf_counter() - t0
-    warm = CareModel(seed=args.seed, scale=1000)  # compile the numba kernels outside the timing
-    warm.run_until("2016-02")
-
-    t1 = time.perf_counter()
-    model = CareModel(seed=args.seed, scale=args.scale)
-    t_build = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    model.run_until(args.until)
-    t_run = time.perf_counter() - t2
-    t3 = time.perf_counter()
-    metrics = model.metrics()
-    t_metrics = time.perf_counter() - t3
-
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    city = metrics[metrics["district"] == "Taiyuan"].iloc[-1]
-    print(f"import            {t_import:6.2f} s")
-    print(f"build (end-2015)  {t_build:6.2f} s   {model.pop.size:,} rows")
-    print(f"run to {args.until}    {t_run:6.2f} s   {model.month} months")
-    print(f"metrics frame     {t_metrics:6.2f} s   {len(metrics):,} rows")
-    print(f"total model time  {t_build + t_run + t_metrics:6.2f} s")
-    print(f"peak memory       {peak_gib:6.2f} GiB (process max RSS)")
-    print(f"60+ in {args.until}: {city['residents_60plus']:,.0f}; rows ever {model.pop.size:,}")
+    if args.child:
+        result = measure(args.only == "model", args.until, args.scale, args.seed)
+        print(json.dumps(result))
+        return
+    parts = [args.only] if args.only else ["population", "model"]
+    for part in parts:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--only",
+            part,
+            "--until",
+            args.until,
+            "--scale",
+            str(args.scale),
+            "--seed",
+            str(args.seed),
+        ]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"{part:10s} build {r['build_s']:5.2f} s  run {r['run_s']:6.2f} s "
+            f"({r['months']} months)  metrics {r['metrics_s']:4.2f} s  "
+            f"total {r['total_s']:6.2f} s  peak {r['peak_rss_gib']:.2f} GiB  "
+            f"60+ at {args.until}: {r['residents_60plus_last']:,.0f}  rows ever {r['rows_ever']:,}"
+        )
 
 
 if __name__ == "__main__":

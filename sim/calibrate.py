@@ -240,7 +240,7 @@ def fitted_toml(params: Params, targets_path: Path, method: str, value: float) -
     return "\n".join(
         [
             "# Fitted parameters, loaded by Params() by default (sim/fitted.py).",
-            "# Regenerate: python calibration/calibrate.py   (see calibration/README.md)",
+            "# Regenerate: python calibration/calibrate.py   (see README.md, Calibration)",
             "[provenance]",
             f'targets_file = "calibration/{targets_path.name}"',
             f'targets_sha256 = "{digest}"',

@@ -92,7 +92,7 @@ def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
     prices = model.prices()
     market = model.market
     for option, kind in OPTION_KIND.items():
-        f, distance = market.pick(kind, district, pop.neigh[rows], model.month, p.choice)
+        f, distance = market.pick(kind, pop.neigh[rows])
         ok = f >= 0
         available[:, option] = ok
         fi = np.maximum(f, 0)

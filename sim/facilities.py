@@ -288,6 +288,7 @@ class FacilityMarket:
         self.free = np.zeros(table.size)
         self.queue = np.zeros(table.size)
         self.wait = np.zeros(table.size)
+        self._best: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def record_admissions(self, facilities: np.ndarray) -> None:
         np.add.at(self._admitted, facilities, 1)
@@ -306,42 +307,47 @@ class FacilityMarket:
         free = np.where(open_now, t.capacity_rows - t.occupancy, 0)
         wait = np.maximum(queue - free, 0) / np.maximum(self.exits_ema, 0.05)
         self.free, self.queue, self.wait = free, queue, wait
+        self._best = {kind: self._best_by_neighbourhood(kind, month) for kind in RESIDENTIAL}
         share = _interpolate(month, self.params.policy)
         self.medical_now = t.medical_capable(month, share)
         if month // 12 != self._coverage_month // 12 or self._coverage_month < 0:
             self._coverage_month = month
             self.covering = self._covering_centres(month)
 
-    def pick(
-        self, kind: int, district: np.ndarray, neigh: np.ndarray, month: int, choice
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """For each applicant, the open facility of `kind` in their district (the whole city if
-        the district has none) with the best distance-and-wait utility; returns (facility, km).
+    def pick(self, kind: int, neigh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each applicant (by neighbourhood) the open facility of `kind` in their district
+        (the whole city if the district has none) with the best distance-and-wait utility this
+        month; returns (facility or -1, km).
 
         Taking the best of the available facilities means an added facility can only make the
         option better for anyone, which keeps policy comparisons monotone.
         """
-        t, nb = self.table, self.geo.neighbourhoods
+        best, km = self._best[kind]
+        return best[neigh], km[neigh]
+
+    def _best_by_neighbourhood(self, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
+        t, nb, choice = self.table, self.geo.neighbourhoods, self.params.choice
         x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
+        nb_district = nb["district"].to_numpy()
         ok = t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0)
-        out = np.full(district.size, -1, dtype=np.int64)
-        km = np.zeros(district.size)
+        best = np.full(len(nb), -1, dtype=np.int64)
+        km = np.zeros(len(nb))
         city = np.flatnonzero(ok)
         if city.size == 0:
-            return out, km
-        for d in np.unique(district):
+            return best, km
+        for d in np.unique(nb_district):
             local = city[t.district[city] == d]
             pool = local if local.size else city
-            sel = np.flatnonzero(district == d)
+            sel = np.flatnonzero(nb_district == d)
             dist = np.hypot(
-                x[neigh[sel]][:, None] - x[t.neigh[pool]][None, :],
-                y[neigh[sel]][:, None] - y[t.neigh[pool]][None, :],
+                x[sel][:, None] - x[t.neigh[pool]][None, :],
+                y[sel][:, None] - y[t.neigh[pool]][None, :],
             )
             score = choice.distance_per_km * dist + choice.wait_per_month * self.wait[pool][None, :]
-            best = score.argmax(axis=1)
-            out[sel] = pool[best]
-            km[sel] = dist[np.arange(sel.size), best]
-        return out, km
+            pick = score.argmax(axis=1)
+            best[sel] = pool[pick]
+            km[sel] = dist[np.arange(sel.size), pick]
+        return best, km
 
     def _covering_centres(self, month: int) -> np.ndarray:
         """Per neighbourhood the nearest open centre within its radius (-1 if none)."""
