@@ -1,8 +1,8 @@
 """Fit the model to calibration/targets.csv and write calibration/fitted.toml and report.md.
 
 Usage (from the repository root, after the README's install):
-    .venv/bin/python calibration/calibrate.py [--scale 10] [--seed 1] [--stages population,health,choice]
-                                              [--report-seeds 5] [--report-only]
+    .venv/bin/python calibration/calibrate.py [--scale 10] [--seed 1]
+        [--stages population,health,choice] [--report-seeds 5] [--report-only]
 Progress goes to the terminal and to calibration/calibrate.log.
 """
 
@@ -28,7 +28,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from sim.calibrate import (
-        CalibrationError, fit, fitted_toml, load_targets, objective, replicate, report,
+        CalibrationError,
+        fit,
+        fitted_toml,
+        load_targets,
+        objective,
+        replicate,
+        report,
     )
     from sim.params import Params
 
@@ -50,18 +56,24 @@ def main(argv: list[str] | None = None) -> int:
             params, _ = fit(targets, Params.declared(), stages, args.seed, args.scale, log)
             stats = replicate(params, [args.seed], args.scale).iloc[0].to_dict()
             value = objective(stats, targets)
-            method = (f"staged simulated method of moments (scipy brentq), common random numbers, "
-                      f"seed {args.seed}, scale {args.scale:g}")
+            method = (
+                f"staged simulated method of moments (scipy brentq), common random numbers, "
+                f"seed {args.seed}, scale {args.scale:g}"
+            )
             tmp = args.out / "fitted.toml.tmp"
             tmp.write_text(fitted_toml(params, HERE / "targets.csv", method, value), "utf-8")
             os.replace(tmp, args.out / "fitted.toml")
-            log(f"wrote {args.out / 'fitted.toml'} (objective {value:.4g}) "
-                f"in {time.perf_counter() - start:.0f} s")
+            log(
+                f"wrote {args.out / 'fitted.toml'} (objective {value:.4g}) "
+                f"in {time.perf_counter() - start:.0f} s"
+            )
         seeds = list(range(1, args.report_seeds + 1))
         reps = replicate(params, seeds, args.scale)
-        note = (f"Simulated at scale {args.scale:g} (persons per row) over seeds {seeds}; "
-                f"interval = 5th-95th percentile across seeds. Regenerate with "
-                f"`python calibration/calibrate.py --report-only`.")
+        note = (
+            f"Simulated at scale {args.scale:g} (persons per row) over seeds {seeds}; "
+            f"interval = 5th-95th percentile across seeds. Regenerate with "
+            f"`python calibration/calibrate.py --report-only`."
+        )
         report(targets, reps, args.out, note)
         log(f"wrote {args.out / 'report.md'} in {time.perf_counter() - start:.0f} s total")
     except CalibrationError as err:

@@ -38,9 +38,10 @@ def test_defaults_validate(infos: list[ParamInfo]) -> None:
 
 def test_override_applies_and_copies() -> None:
     p = Params()
+    before = p.demography.mortality_scale
     q = p.with_overrides({"demography": {"mortality_scale": 1.2}})
     assert q.demography.mortality_scale == 1.2
-    assert p.demography.mortality_scale == 1.0  # original untouched
+    assert p.demography.mortality_scale == before  # original untouched
     assert q.health == p.health
     r = p.with_overrides({"health": {"unable_selfcare_pct": [2, 3]}})
     assert r.health.unable_selfcare_pct == (2.0, 3.0)
