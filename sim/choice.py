@@ -62,6 +62,7 @@ def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
         np.asarray(p.money.rural_income)[pop.income[rows]],
     )
     helpers = np.minimum(pop.n_children[rows], 2)
+    # floor of 50 yuan/month (assumed) keeps the affordability ratio finite for zero incomes
     budget = np.maximum(income * (1 + p.money.family_support_share * helpers), 50.0)
     voucher = np.where(pop.voucher[rows], p.policy.voucher_amount, 0.0)
 

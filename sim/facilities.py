@@ -279,6 +279,8 @@ class FacilityMarket:
 
     def __init__(self, table: FacilityTable, geo: Geography, params: Params):
         self.table, self.geo, self.params = table, geo, params
+        # expected departures per month, the basis of the wait a chooser expects: assumed to start
+        # at 0.5 and smoothed exponentially (weight 0.2 on the latest month); floor 0.05
         self.exits_ema = np.full(table.size, 0.5)
         self._admitted = np.zeros(table.size)
         self._exited = np.zeros(table.size)
