@@ -25,10 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-seeds", type=int, default=5)
     parser.add_argument("--report-only", action="store_true", help="only regenerate report.md")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for fitted.toml and report")
+    parser.add_argument(
+        "--abc",
+        action="store_true",
+        help="research run: ABC-SMC posterior (pyabc) over the stages' levers instead of the fit",
+    )
+    parser.add_argument("--abc-population", type=int, default=50, help="particles per generation")
+    parser.add_argument("--abc-generations", type=int, default=4)
     args = parser.parse_args(argv)
+
+    import numpy as np
 
     from sim.calibrate import (
         CalibrationError,
+        abc_posterior,
         fit,
         fitted_toml,
         load_targets,
@@ -48,6 +58,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         targets = load_targets(HERE / "targets.csv")
         start = time.perf_counter()
+        if args.abc:
+            stages = [s for s in args.stages.split(",") if s]
+            log(f"ABC-SMC over stages {stages} at scale {args.scale:g}")
+            posterior = abc_posterior(
+                targets,
+                Params(),
+                stages,
+                args.scale,
+                args.out / "abc.db",
+                args.abc_population,
+                args.abc_generations,
+                args.seed,
+            )
+            posterior.to_csv(args.out / "abc_posterior.csv", index=False)
+            for lever in posterior.columns[:-1]:
+                w, v = posterior["weight"].to_numpy(), posterior[lever].to_numpy()
+                order = np.argsort(v)
+                cdf = np.cumsum(w[order])
+                lo, hi = v[order][np.searchsorted(cdf, [0.05, 0.95])]
+                mean = np.sum(w * v)
+                log(f"{lever}: posterior mean {mean:.6g}, 90% interval [{lo:.6g}, {hi:.6g}]")
+            log(f"wrote {args.out / 'abc_posterior.csv'}")
+            return 0
         if args.report_only:
             params = Params()
         else:

@@ -10,7 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.calibrate import STAGES, fit, load_targets, replicate, report, statistics
+from sim.calibrate import (
+    STAGES,
+    abc_posterior,
+    fit,
+    load_targets,
+    replicate,
+    report,
+    statistics,
+)
 from sim.fitted import FITTED_PATH
 from sim.params import Params
 
@@ -83,3 +91,20 @@ def test_report_regenerates_at_small_scale(tmp_path: Path) -> None:
     for name in targets.index:
         assert f"| {name} |" in text
     assert "## Targets missed" in text
+
+
+def test_abc_smc_gives_a_weighted_posterior_within_the_priors(tmp_path: Path) -> None:
+    targets = load_targets(TARGETS)
+    post = abc_posterior(
+        targets,
+        Params(),
+        ["population"],
+        scale=300,
+        db_path=tmp_path / "a.db",
+        population_size=8,
+        generations=2,
+    )
+    assert len(post) == 8
+    assert post["weight"].sum() == pytest.approx(1.0)
+    for m in STAGES["population"]:
+        assert post[m.lever].between(*m.bracket).all(), m.lever
