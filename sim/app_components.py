@@ -27,6 +27,7 @@ import pandas as pd
 import solara
 
 from sim.i18n import DEFAULT_LANG, tr
+from sim.metrics import PLAN_TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"
@@ -48,11 +49,9 @@ class Target:
     percent: bool  # show as a percentage
 
 
-TARGETS = (
-    Target("medical_care_demand_met", 0.80, True),
-    Target("beds_per_1000", 40.0, False),
-    Target("private_bed_share", 0.60, True),
-    Target("beds_medical", 6700.0, False),
+TARGETS = tuple(
+    Target(kpi, value, kpi in ("medical_care_demand_met", "private_bed_share"))
+    for kpi, (value, _) in PLAN_TARGETS.items()
 )
 TARGET_BY_KPI = {t.kpi: t for t in TARGETS}
 PERCENT_KPIS = {

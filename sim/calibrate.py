@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from sim.facilities import DAY_URBAN, PRIVATE, PUBLIC
 from sim.families import CHILD_CORESIDENT
 from sim.model import CareModel
 from sim.params import Params
+from sim.results import code_version
 from sim.services import teams_in_year
 
 TARGET_COLUMNS = ["target", "stage", "value", "tolerance", "unit", "date", "statistic", "source"]
@@ -215,21 +215,6 @@ def objective(stats: dict[str, float], targets: pd.DataFrame) -> float:
     t = targets[targets["tolerance"] > 0]
     dev = [(stats[k] - t.loc[k, "value"]) / t.loc[k, "tolerance"] for k in t.index]
     return float(np.sum(np.square(dev)))
-
-
-def code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-            timeout=10,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def fitted_toml(params: Params, targets_path: Path, method: str, value: float) -> str:

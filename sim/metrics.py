@@ -14,6 +14,13 @@ from sim.health import STATE_NAMES
 from sim.kernels import C_60, C_65, C_80, C_DEATHS, C_ENTRANTS, C_MEDICAL, C_STATE0, C_WIDOWED
 
 CITY = "Taiyuan"
+# The plan's 2020 targets (太原市民政事业发展'十三五'规划, 四(二)): KPI -> (target, label).
+PLAN_TARGETS: dict[str, tuple[float, str]] = {
+    "medical_care_demand_met": (0.80, "medical care demand met (share)"),
+    "beds_per_1000": (40.0, "beds per 1,000 elderly"),
+    "private_bed_share": (0.60, "private share of nursing-home beds"),
+    "beds_medical": (6700.0, "integrated medical-care beds"),
+}
 POPULATION_COLUMNS: dict[str, int] = {
     "residents_60plus": C_60,
     "residents_65plus": C_65,

@@ -12,14 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-CITY = "Taiyuan"
-# The plan's 2020 targets (太原市民政事业发展'十三五'规划, 四(二)).
-TARGETS = {
-    "medical_care_demand_met": (0.80, "medical care demand met (share)"),
-    "beds_per_1000": (40.0, "beds per 1,000 elderly"),
-    "private_bed_share": (0.60, "private share of nursing-home beds"),
-    "beds_medical": (6700.0, "integrated medical-care beds"),
-}
+from sim.metrics import CITY
+from sim.metrics import PLAN_TARGETS as TARGETS
+
 DISTRICT_KPIS = (
     "beds_per_1000",
     "medical_care_demand_met",
