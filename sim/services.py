@@ -39,7 +39,10 @@ def dispatch(
     if rows.size == 0:
         return np.zeros(0)
     tie = uniforms(seed, Stream.DISPATCH, rows, month)
-    order = np.lexsort((tie, priority, district))
+    # one float key (district, then priority, then the keyed tie-break in [0, 1)) sorts faster
+    # than a three-key lexsort and gives the same order
+    levels = int(priority.max()) + 1
+    order = np.argsort((district * levels + priority) * 2.0 + tie, kind="stable")
     d, req = district[order], request[order]
     cum = np.cumsum(req)
     starts = np.r_[0, np.flatnonzero(np.diff(d)) + 1]
