@@ -11,7 +11,17 @@ import pandas as pd
 
 from sim.calendar import month_label
 from sim.health import STATE_NAMES
-from sim.kernels import C_60, C_65, C_80, C_DEATHS, C_ENTRANTS, C_MEDICAL, C_STATE0, C_WIDOWED
+from sim.kernels import (
+    C_60,
+    C_65,
+    C_80,
+    C_DEATHS,
+    C_ENTRANTS,
+    C_MEDICAL,
+    C_NEED_CHANGED,
+    C_STATE0,
+    C_WIDOWED,
+)
 
 CITY = "Taiyuan"
 # The plan's 2020 targets (太原市民政事业发展'十三五'规划, 四(二)): KPI -> (target, label).
@@ -30,6 +40,7 @@ POPULATION_COLUMNS: dict[str, int] = {
     "deaths": C_DEATHS,
     "entrants": C_ENTRANTS,
     "widowed": C_WIDOWED,
+    "need_changed": C_NEED_CHANGED,
 }
 
 
