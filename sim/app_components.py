@@ -27,13 +27,12 @@ import pandas as pd
 import solara
 
 from sim.i18n import DEFAULT_LANG, tr
-from sim.metrics import PLAN_TARGETS
+from sim.metrics import CITY, PLAN_TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_DIR = ROOT / "scenarios"
 PLAN_UNTIL = "2020-12"
 LONG_UNTIL = "2035-12"
-CITY = "Taiyuan"
 REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
 DEFAULT_SCALE = float(os.environ.get("ELDERCARE_APP_SCALE", "10"))
 SCALE_CHOICES = sorted({1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, DEFAULT_SCALE})
@@ -71,10 +70,7 @@ PERCENT_KPIS = {
     "share_medical_bed",
 }
 SERIES_KPIS = (
-    "medical_care_demand_met",
-    "beds_per_1000",
-    "private_bed_share",
-    "beds_medical",
+    *PLAN_TARGETS,
     "unmet_need_share",
     "empty_beds",
     "occupancy_private",

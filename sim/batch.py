@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.metrics import CITY
 from sim.params import Params
 from sim.paramtools import ParamInfo
 from sim.results import (
-    CITY,
     KEY_KPIS,
     OutputError,
     check_writable,
@@ -476,30 +476,12 @@ def sensitivity(
         yk = np.nan_to_num(y[:, k])
         if method == "morris":
             res = morris_a.analyze(problem, x, yk, num_levels=4, seed=seed)
-            for j, lv in enumerate(levers):
-                rows.append(
-                    {
-                        "kpi": kpi,
-                        "lever": lv,
-                        "mu": res["mu"][j],
-                        "mu_star": res["mu_star"][j],
-                        "sigma": res["sigma"][j],
-                        "mu_star_conf": res["mu_star_conf"][j],
-                    }
-                )
+            keys = ("mu", "mu_star", "sigma", "mu_star_conf")
         else:
             res = sobol_a.analyze(problem, yk, calc_second_order=False, seed=seed)
-            for j, lv in enumerate(levers):
-                rows.append(
-                    {
-                        "kpi": kpi,
-                        "lever": lv,
-                        "S1": res["S1"][j],
-                        "S1_conf": res["S1_conf"][j],
-                        "ST": res["ST"][j],
-                        "ST_conf": res["ST_conf"][j],
-                    }
-                )
+            keys = ("S1", "S1_conf", "ST", "ST_conf")
+        for j, lv in enumerate(levers):
+            rows.append({"kpi": kpi, "lever": lv, **{key: res[key][j] for key in keys}})
     samples = pd.DataFrame(x, columns=levers)
     for k, kpi in enumerate(kpis):
         samples[kpi] = y[:, k]

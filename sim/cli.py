@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.calendar import month_index
+from sim.metrics import PLAN_TARGETS
 
 SUMMARY_COLUMNS = [
     "residents_60plus",
@@ -30,10 +31,7 @@ SUMMARY_COLUMNS = [
     "entrants",
 ]
 COMPARE_KPIS = (
-    "medical_care_demand_met",
-    "beds_per_1000",
-    "private_bed_share",
-    "beds_medical",
+    *PLAN_TARGETS,
     "unmet_need_share",
     "empty_beds",
     "share_institution",
@@ -58,34 +56,24 @@ def _until(value: str) -> str:
     return value
 
 
-def _scale(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value!r}") from None
-    if not x >= 1 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be >= 1 (persons per row), got {value!r}")
-    return x
+def _number(kind: type, minimum: float, what: str):
+    """An argparse type: a `kind` number >= `minimum` (finite), with a one-line message."""
+
+    def parse(value: str):
+        try:
+            x = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
+        if not x >= minimum or x == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
+        return x
+
+    return parse
 
 
-def _seed(value: str) -> int:
-    try:
-        x = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}")
-    return x
-
-
-def _positive(value: str) -> int:
-    try:
-        x = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
-    if x < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
-    return x
+_scale = _number(float, 1, "a number >= 1 (persons per row)")
+_seed = _number(int, 0, "a whole number >= 0")
+_positive = _number(int, 1, "a whole number >= 1")
 
 
 # -- summary (no subcommand) ---------------------------------------------------------------------

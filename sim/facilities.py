@@ -127,25 +127,26 @@ def build_facilities(
     add_beds(MEDICAL, pol.medical_beds_2015, elderly_weights, svc.medical_beds_per_institution, -1)
     for d, n in enumerate(allocate_largest_remainder(pol.urban_day_care_2015, community_weight)):
         rows.extend((DAY_URBAN, d, svc.day_care_places, -1) for _ in range(n))
-    for year, beds in _yearly_additions(params)[PUBLIC].items():
+    additions = _yearly_additions(params)
+    for year, beds in additions[PUBLIC].items():
         add_beds(PUBLIC, beds, elderly_weights, svc.facility_beds_mean, (year - 2016) * 12)
-    for year, beds in _yearly_additions(params)[PRIVATE].items():
+    for year, beds in additions[PRIVATE].items():
         add_beds(
             PRIVATE, beds, elderly_weights * urban_share, svc.facility_beds_mean, (year - 2016) * 12
         )
-    for year, beds in _yearly_additions(params)[MEDICAL].items():
+    for year, beds in additions[MEDICAL].items():
         add_beds(
             MEDICAL, beds, elderly_weights, svc.medical_beds_per_institution, (year - 2016) * 12
         )
-    for year, n_new in _yearly_additions(params)[CENTRE].items():
+    for year, n_new in additions[CENTRE].items():
         for d, n in enumerate(allocate_largest_remainder(int(n_new), community_weight)):
             rows.extend((CENTRE, d, svc.centre_places, (year - 2016) * 12) for _ in range(n))
-    for year, n_new in _yearly_additions(params)[DAY_URBAN].items():
+    for year, n_new in additions[DAY_URBAN].items():
         for d, n in enumerate(allocate_largest_remainder(int(n_new), community_weight)):
             rows.extend((DAY_URBAN, d, svc.day_care_places, (year - 2016) * 12) for _ in range(n))
     rural_sites = _rural_sites(geo, svc.rural_village_min_pop)
     n_rural = 0
-    for year, n_new in _yearly_additions(params)[DAY_RURAL].items():
+    for year, n_new in additions[DAY_RURAL].items():
         for _ in range(int(n_new)):
             if n_rural < rural_sites.size:
                 d = int(nb.loc[rural_sites[n_rural], "district"])

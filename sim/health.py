@@ -148,6 +148,7 @@ def clhls_smoothed_rates() -> np.ndarray:
             for j in range(3):
                 if i == j:
                     continue
+                # assumed floor/cap: zero cells in the rounded tables would give log(0)
                 p = np.clip(rows[f"to_state_{j + 1}"].to_numpy() / alive, 1e-3, 0.9)
                 rate = -np.log(1 - p) / 12
                 slope, intercept = np.polyfit(x, np.log(rate), 1)

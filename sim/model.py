@@ -8,8 +8,6 @@ materialised for the residents with an event this month.
 
 from __future__ import annotations
 
-from functools import cache
-
 import mesa
 import numpy as np
 import pandas as pd
@@ -17,7 +15,7 @@ import pandas as pd
 from sim.agents import Family, Resident
 from sim.calendar import decimal_year, month_index
 from sim.care import care_month
-from sim.demography import N_AGES, entrants_per_month, hazard_for_year
+from sim.demography import entrants_per_month, hazard_for_year
 from sim.facilities import (
     CENTRE,
     DAY_URBAN,
@@ -55,6 +53,7 @@ class CareModel(mesa.Model):
         self.scale = float(scale)
         self.params = params or Params()
         self.care_enabled = care
+        self._death_prob: dict[int, np.ndarray] = {}
         self.geo = load_geography()
         self.tables = build_tables(self.params.health.settings())
         self.pop = synthesise(self.params, self.geo, self.tables, self.seed, self.scale)
@@ -150,12 +149,12 @@ class CareModel(mesa.Model):
 
     def death_probabilities(self, year: int) -> np.ndarray:
         """Monthly death probability [sex, age, state] in a calendar year."""
-        return _death_probabilities(
-            year,
-            self.params.demography.mortality_scale,
-            self.params.demography.female_share_by_age,
-            self.tables.mortality_rr.tobytes(),
-        ).reshape(self.tables.mortality_rr.shape)
+        if year not in self._death_prob:
+            d = self.params.demography
+            hazard = hazard_for_year(year + 0.5) * d.mortality_scale
+            by_sex = hazard[None, :] * sex_hazard_factor(d.female_share_by_age)
+            self._death_prob[year] = 1 - np.exp(-by_sex[:, :, None] * self.tables.mortality_rr / 12)
+        return self._death_prob[year]
 
     def _clear_events(self) -> None:
         self.pop.event[self._event_rows] = 0
@@ -292,13 +291,3 @@ def medical_onset_rates(prevalence: tuple[float, ...], remission: float) -> np.n
     """Monthly onset by state so that, within a state, onset/(onset+remission) = prevalence."""
     p = np.clip(np.asarray(prevalence, dtype=float), 0, 0.999)
     return remission * p / (1 - p)
-
-
-@cache
-def _death_probabilities(
-    year: int, scale: float, female_share: tuple[float, ...], rr_bytes: bytes
-) -> np.ndarray:
-    rr = np.frombuffer(rr_bytes).reshape(2, N_AGES, -1)
-    hazard = hazard_for_year(year + 0.5) * scale
-    by_sex = hazard[None, :] * sex_hazard_factor(female_share)
-    return 1 - np.exp(-by_sex[:, :, None] * rr / 12)

@@ -22,14 +22,11 @@ from typing import Any
 import pandas as pd
 
 from sim.calendar import month_index
+from sim.metrics import PLAN_TARGETS
 from sim.params import Params
 
-CITY = "Taiyuan"
 KEY_KPIS = (
-    "medical_care_demand_met",
-    "beds_per_1000",
-    "private_bed_share",
-    "beds_medical",
+    *PLAN_TARGETS,
     "unmet_need_share",
     "empty_beds",
     "occupancy_private",
