@@ -128,5 +128,7 @@ class Family(mesa.Agent):
         """Informal care hours per month this household can give the resident."""
         m = self.model
         rows = np.array([self.row])
-        hours = family_care_capacity(m.pop, rows, m.params.family, m.params.policy, m.in_residence)
+        hours = family_care_capacity(
+            m.pop, rows, m.params.family, m.params.policy, m.residential_facility
+        )
         return float(hours[0])

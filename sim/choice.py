@@ -6,29 +6,54 @@ Materialised residents (with their family) choose among the arrangements they ma
 option would mean for them (availability, net price against budget, distance, expected wait,
 medical capability); `choose` draws the choice with a keyed uniform; `binding_reasons` says why a
 dependent without formal care does not use the option that suits them best.
+
+Tens of thousands of residents decide each month and the diagnostics revisit every dependent, so
+the arithmetic is compiled (numba), row by row, and shared by all of these: what an option means
+that depends only on where a resident lives (the facility they would use, its distance, expected
+wait, free place and medical capability) is tabled per neighbourhood (`_places`); the residents'
+columns are gathered once (`_residents`); `_features_row` adds what depends on the person (need,
+budget, net prices, eligibility for home services), `_person` and `_utility` score the options
+and `_reason` names the first binding reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
-from sim.families import family_care_capacity, lives_alone
+from sim.families import (
+    Households,
+    care_hours,
+    households,
+    lives_alone,
+    prefetch_household,
+    prefetch_partner,
+)
+from sim.jit import AHEAD, kernel, prefetch, row_function
 from sim.kernels import NEED_LEVEL
-from sim.rng import Stream, uniforms
+from sim.rng import Stream, keyed_uniform
 
 if TYPE_CHECKING:
     from sim.model import CareModel
 
 FAMILY, HOME, COMMUNITY, PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED = range(6)
+N_OPTIONS = 6
 RESIDENTIAL_OPTIONS = (PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED)
 OPTION_KIND = {PUBLIC_HOME: PUBLIC, PRIVATE_HOME: PRIVATE, MEDICAL_BED: MEDICAL}
 REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
 NOT_ELIGIBLE, NO_VACANCY, DISTANCE, PRICE, NO_MEDICAL, PREFERENCE = range(6)
 TOO_FAR_KM = 8.0  # assumed: beyond this a facility counts as out of reach for the diagnostic
+_RESIDENTIAL_KINDS = tuple(OPTION_KIND[option] for option in RESIDENTIAL_OPTIONS)
+_CHOICE = int(Stream.CHOICE)
+# An upper bound of the Gumbel draw -log(-log(e)) for e in bucket b = floor(e * 64), i.e. for
+# e < (b + 1) / 64, with a margin far above the logarithms' rounding (the top bucket has none).
+_GUMBEL_BUCKETS = 64
+_GUMBEL_BOUND = np.append(
+    -np.log(-np.log(np.arange(1, _GUMBEL_BUCKETS) / _GUMBEL_BUCKETS)) + 1e-9, np.inf
+)
 
 
 @dataclass
@@ -48,105 +73,456 @@ class OptionFeatures:
     facility: np.ndarray  # facility the resident would use (-1 none)
 
 
-def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
-    """Evaluate all six options for `rows` this month."""
+class _Options(NamedTuple):
+    """OptionFeatures' arrays (all but `rows`) in the form the kernels take."""
+
+    need: np.ndarray
+    family: np.ndarray
+    budget: np.ndarray
+    available: np.ndarray
+    vacancy: np.ndarray
+    net: np.ndarray
+    km: np.ndarray
+    wait: np.ndarray
+    capable: np.ndarray
+    facility: np.ndarray
+
+
+class _Residents(NamedTuple):
+    """The population columns of the residents evaluated, one entry each.
+
+    Gathered in one pass that prefetches rows ahead (`_gather`): the residents' rows are
+    scattered over the population, and reading them inside the per-row arithmetic would wait on
+    memory row by row.
+    """
+
+    health: np.ndarray
+    urban: np.ndarray
+    income: np.ndarray
+    n_children: np.ndarray
+    district: np.ndarray
+    neigh: np.ndarray
+    voucher: np.ndarray
+    medical: np.ndarray
+    alone: np.ndarray  # lives alone
+    family: np.ndarray  # family care capacity (hours per month)
+
+
+class _Columns(NamedTuple):
+    """The population columns the options read besides the household's."""
+
+    urban: np.ndarray
+    income: np.ndarray
+    district: np.ndarray
+    neigh: np.ndarray
+    voucher: np.ndarray
+    medical: np.ndarray
+
+
+class _Places(NamedTuple):
+    """Options by neighbourhood [n_neighbourhoods, 6]: what does not depend on the person.
+
+    Home services' availability is per person (set by `_features_row`); their medical capability
+    is the same everywhere.
+    """
+
+    available: np.ndarray
+    vacancy: np.ndarray
+    km: np.ndarray
+    wait: np.ndarray
+    capable: np.ndarray
+    facility: np.ndarray
+    price: np.ndarray  # [6] list price of each residential option (yuan/month)
+
+
+class _Logit(NamedTuple):
+    """Utility coefficients (sim.choice_params.ChoiceParams) and day care's hours."""
+
+    constants: np.ndarray
+    need_gap: float
+    dependency_institution: float
+    medical_capable: float
+    living_alone_institution: float
+    price_per_1000: float
+    unaffordable: float
+    distance_per_km: float
+    wait_per_month: float
+    day_care_hours: float
+
+
+class _Scene(NamedTuple):
+    """This month's options and parameters, in the flat form numba takes."""
+
+    places: _Places
+    logit: _Logit
+    need_by_state: np.ndarray  # care hours per month by health state
+    urban_income: np.ndarray  # by income class
+    rural_income: np.ndarray
+    support_share: float
+    voucher_amount: float
+    home_open: np.ndarray  # by district: service teams exist
+    home_hour_price: float
+    day_care_price: float
+
+
+class _Person(NamedTuple):
+    """The utility terms of one resident that do not depend on the option."""
+
+    gap_share: float  # share of the need the family cannot cover
+    day_cover: float  # share of the need day care covers
+    residential: float  # extra pull of residential options
+    medical: bool  # medical need
+    closed: bool  # no care or medical need: only family care
+
+
+def _residents(model: CareModel, rows: np.ndarray) -> _Residents:
+    """The columns of `rows` and their family care capacity."""
     pop, p = model.pop, model.params
     n = rows.size
-    health = pop.health[rows]
-    need = np.asarray(p.need.care_hours_by_state)[health]
-    family = family_care_capacity(pop, rows, p.family, p.policy, model.in_residence)
-    gap = np.maximum(need - family, 0.0)
-    income = np.where(
-        pop.urban[rows],
-        np.asarray(p.money.urban_income)[pop.income[rows]],
-        np.asarray(p.money.rural_income)[pop.income[rows]],
+    r = _Residents(
+        np.empty(n, dtype=pop.health.dtype),
+        np.empty(n, dtype=pop.urban.dtype),
+        np.empty(n, dtype=pop.income.dtype),
+        np.empty(n, dtype=pop.n_children.dtype),
+        np.empty(n, dtype=pop.district.dtype),
+        np.empty(n, dtype=pop.neigh.dtype),
+        np.empty(n, dtype=pop.voucher.dtype),
+        np.empty(n, dtype=pop.medical.dtype),
+        np.empty(n, dtype=np.bool_),
+        np.empty(n),
     )
-    helpers = np.minimum(pop.n_children[rows], 2)
-    # floor of 50 yuan/month (assumed) keeps the affordability ratio finite for zero incomes
-    budget = np.maximum(income * (1 + p.money.family_support_share * helpers), 50.0)
-    voucher = np.where(pop.voucher[rows], p.policy.voucher_amount, 0.0)
+    h = households(pop, p.family, p.policy, model.residential_facility)
+    c = _Columns(pop.urban, pop.income, pop.district, pop.neigh, pop.voucher, pop.medical)
+    _gather(h, c, rows, r)
+    return r
 
-    available = np.zeros((n, 6), dtype=bool)
-    vacancy = np.ones((n, 6), dtype=bool)
-    net = np.zeros((n, 6))
-    km = np.zeros((n, 6))
-    wait = np.zeros((n, 6))
-    capable = np.zeros((n, 6), dtype=bool)
-    facility = np.full((n, 6), -1, dtype=np.int64)
-    available[:, FAMILY] = True
 
-    district = pop.district[rows].astype(np.int64)
-    teams = model.team_hours_by_district()
-    available[:, HOME] = pop.urban[rows] & (teams[district] > 0)
-    net[:, HOME] = np.maximum(gap * p.money.price_home_care_hour - voucher, 0.0)
-    capable[:, HOME] = model.params.services.medical_staff_share > 0
+def _scene(model: CareModel) -> _Scene:
+    """This month's scene (build it again once places change)."""
+    p = model.params
+    m, c = p.money, p.choice
+    logit = _Logit(
+        np.asarray(c.constants, dtype=np.float64),
+        float(c.need_gap),
+        float(c.dependency_institution),
+        float(c.medical_capable),
+        float(c.living_alone_institution),
+        float(c.price_per_1000),
+        float(c.unaffordable),
+        float(c.distance_per_km),
+        float(c.wait_per_month),
+        float(p.services.day_care_hours),
+    )
+    return _Scene(
+        _places(model),
+        logit,
+        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
+        np.asarray(m.urban_income, dtype=np.float64),
+        np.asarray(m.rural_income, dtype=np.float64),
+        float(m.family_support_share),
+        float(p.policy.voucher_amount),
+        model.team_hours_by_district() > 0,
+        float(m.price_home_care_hour),
+        float(m.price_day_care),
+    )
 
-    centre = model.covering_centre()[pop.neigh[rows]]
-    available[:, COMMUNITY] = centre >= 0
-    facility[:, COMMUNITY] = centre
-    fac = model.facilities
-    free_places = fac.capacity_rows - fac.occupancy
-    vacancy[:, COMMUNITY] = np.where(centre >= 0, free_places[np.maximum(centre, 0)] > 0, False)
-    net[:, COMMUNITY] = np.maximum(p.money.price_day_care - voucher, 0.0)
 
+def _places(model: CareModel) -> _Places:
+    """The community centre covering each neighbourhood and the facility of each residential kind
+    its residents would apply to (market.pick), with their free places, waits and capability."""
+    n = len(model.geo.neighbourhoods)
+    fac, market = model.facilities, model.market
     medical_now = model.facility_medical_capable()
+    facility = np.full((n, N_OPTIONS), -1, dtype=np.int64)
+    vacancy = np.ones((n, N_OPTIONS), dtype=bool)
+    km = np.zeros((n, N_OPTIONS))
+    wait = np.zeros((n, N_OPTIONS))
+    capable = np.zeros((n, N_OPTIONS), dtype=bool)
+    price = np.zeros(N_OPTIONS)
+
+    centre = model.covering_centre()
+    facility[:, COMMUNITY] = centre
+    free_places = fac.capacity_rows - fac.occupancy
+    vacancy[:, COMMUNITY] = (centre >= 0) & (free_places[np.maximum(centre, 0)] > 0)
+    capable[:, HOME] = model.params.services.medical_staff_share > 0
     prices = model.prices()
-    market = model.market
     for option, kind in OPTION_KIND.items():
-        f, distance = market.pick(kind, pop.neigh[rows])
+        f, distance = market.pick(kind, np.arange(n))
         ok = f >= 0
-        available[:, option] = ok
         fi = np.maximum(f, 0)
         facility[:, option] = f
+        km[:, option] = distance
         wait[:, option] = np.where(ok, market.wait[fi], 0.0)
         vacancy[:, option] = ok & (market.free[fi] - market.queue[fi] > 0)
-        km[:, option] = distance
         capable[:, option] = ok & medical_now[fi]
-        net[:, option] = prices[kind]
-    net[:, PUBLIC_HOME] = np.where(pop.income[rows] == 0, 0.0, net[:, PUBLIC_HOME])
-    return OptionFeatures(
-        rows, need, family, budget, available, vacancy, net, km, wait, capable, facility
+        price[option] = prices[kind]
+    available = facility >= 0
+    available[:, FAMILY] = True
+    return _Places(available, vacancy, km, wait, capable, facility, price)
+
+
+def _new_options(n: int) -> _Options:
+    """Uninitialised option arrays for `n` residents (the kernels fill every entry)."""
+    return _Options(
+        np.empty(n),
+        np.empty(n),
+        np.empty(n),
+        np.empty((n, N_OPTIONS), dtype=np.bool_),
+        np.empty((n, N_OPTIONS), dtype=np.bool_),
+        np.empty((n, N_OPTIONS)),
+        np.empty((n, N_OPTIONS)),
+        np.empty((n, N_OPTIONS)),
+        np.empty((n, N_OPTIONS), dtype=np.bool_),
+        np.empty((n, N_OPTIONS), dtype=np.int64),
     )
+
+
+def _options(f: OptionFeatures) -> _Options:
+    return _Options(
+        f.need_hours,
+        f.family_hours,
+        f.budget,
+        f.available,
+        f.vacancy,
+        f.net_price,
+        f.km,
+        f.wait,
+        f.capable,
+        f.facility,
+    )
+
+
+@row_function
+def _features_row(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> None:
+    """Fill entry `ko` of the option arrays for resident `k`."""
+    pl = s.places
+    nb = np.uintp(r.neigh[k])
+    for j in range(N_OPTIONS):
+        o.available[ko, j] = pl.available[nb, j]
+        o.vacancy[ko, j] = pl.vacancy[nb, j]
+        o.net[ko, j] = pl.price[j]
+        o.km[ko, j] = pl.km[nb, j]
+        o.wait[ko, j] = pl.wait[nb, j]
+        o.capable[ko, j] = pl.capable[nb, j]
+        o.facility[ko, j] = pl.facility[nb, j]
+    need, family = s.need_by_state[np.uintp(r.health[k])], r.family[k]
+    income_class = np.uintp(r.income[k])
+    income = s.urban_income[income_class] if r.urban[k] else s.rural_income[income_class]
+    # floor of 50 yuan/month (assumed) keeps the affordability ratio finite for zero incomes
+    budget = max(income * (1 + s.support_share * min(r.n_children[k], 2)), 50.0)
+    voucher = s.voucher_amount if r.voucher[k] else 0.0
+    o.need[ko], o.family[ko], o.budget[ko] = need, family, budget
+    o.available[ko, HOME] = r.urban[k] and s.home_open[np.uintp(r.district[k])]
+    o.net[ko, HOME] = max(max(need - family, 0.0) * s.home_hour_price - voucher, 0.0)
+    o.net[ko, COMMUNITY] = max(s.day_care_price - voucher, 0.0)
+    if income_class == 0:  # 三无/五保 residents pay no public-home fee
+        o.net[ko, PUBLIC_HOME] = 0.0
+
+
+@row_function
+def _person(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> _Person:
+    """Option-independent utility terms of resident `k` (options in entry `ko`)."""
+    c, level, need = s.logit, NEED_LEVEL[r.health[k]], o.need[ko]
+    gap_share = max(need - o.family[ko], 0.0) / max(need, 1e-9) if need > 0 else 0.0
+    day_cover = min(1.0, c.day_care_hours / max(need, 1.0))
+    alone = c.living_alone_institution * r.alone[k]
+    residential = c.dependency_institution * max(level - 1, 0) + alone
+    medical = r.medical[k]
+    return _Person(gap_share, day_cover, residential, medical, level == 0 and not medical)
+
+
+@row_function
+def _utility(
+    s: _Scene, o: _Options, ko: int, person: _Person, j: int, use_availability: bool
+) -> float:
+    """Logit utility of option `j` of entry `ko`: -inf if the option is closed to the person (no
+    need) or, if `use_availability`, unavailable."""
+    if (person.closed and j != FAMILY) or (use_availability and not o.available[ko, j]):
+        return -np.inf
+    if j == FAMILY:
+        return 0.0
+    c, net, budget = s.logit, o.net[ko, j], o.budget[ko]
+    cover = person.day_cover if j == COMMUNITY else 1.0
+    x = c.constants[j] + c.need_gap * person.gap_share * cover
+    if j >= PUBLIC_HOME:
+        x += person.residential
+    x += c.medical_capable * (person.medical and o.capable[ko, j])
+    x += c.price_per_1000 * net / 1000
+    x += c.unaffordable * max(net - budget, 0.0) / budget
+    return x + (c.distance_per_km * o.km[ko, j] + c.wait_per_month * o.wait[ko, j])
+
+
+@row_function
+def _reason(o: _Options, ko: int, option: int, medical: bool) -> int:
+    """First binding reason why entry `ko` does not use `option` (PREFERENCE if none binds)."""
+    if not o.available[ko, option] and option in (HOME, COMMUNITY):
+        return NOT_ELIGIBLE
+    if not o.available[ko, option] or not o.vacancy[ko, option]:
+        return NO_VACANCY
+    if o.km[ko, option] > TOO_FAR_KM:
+        return DISTANCE
+    if o.net[ko, option] > o.budget[ko]:
+        return PRICE
+    if medical and not o.capable[ko, option]:
+        return NO_MEDICAL
+    return PREFERENCE
+
+
+@row_function
+def _binding_reason(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> int:
+    """Reason for resident `k`'s best formal option (highest utility ignoring availability)."""
+    person = _person(s, r, k, o, ko)
+    best, top = FAMILY, -np.inf
+    for j in range(FAMILY + 1, N_OPTIONS):
+        u = _utility(s, o, ko, person, j, False)
+        if u > top:
+            best, top = j, u
+    if best == FAMILY:  # every formal option is closed to them (no need)
+        return PREFERENCE
+    return _reason(o, ko, best, person.medical)
+
+
+@row_function
+def _prefetch_columns(c: _Columns, i: np.uintp) -> None:
+    prefetch(c.urban, i)
+    prefetch(c.income, i)
+    prefetch(c.district, i)
+    prefetch(c.neigh, i)
+    prefetch(c.voucher, i)
+    prefetch(c.medical, i)
+
+
+@kernel
+def _gather(h: Households, c: _Columns, rows: np.ndarray, r: _Residents) -> None:
+    """The residents' columns and family care capacity, entry k for population row rows[k]."""
+    n = rows.size
+    for k in range(n):
+        if k + 2 * AHEAD < n:
+            ahead = np.uintp(rows[k + 2 * AHEAD])
+            prefetch_household(h, ahead)
+            _prefetch_columns(c, ahead)
+        if k + AHEAD < n:
+            prefetch_partner(h, np.uintp(rows[k + AHEAD]))
+        i = np.uintp(rows[k])
+        r.health[k] = h.health[i]
+        r.urban[k] = c.urban[i]
+        r.income[k] = c.income[i]
+        r.n_children[k] = h.n_children[i]
+        r.district[k] = c.district[i]
+        r.neigh[k] = c.neigh[i]
+        r.voucher[k] = c.voucher[i]
+        r.medical[k] = c.medical[i]
+        r.alone[k] = lives_alone(h, i)
+        r.family[k] = care_hours(h, i)
+
+
+@kernel
+def _fill_features(s: _Scene, r: _Residents, o: _Options) -> None:
+    for k in range(o.need.size):
+        _features_row(s, r, k, o, k)
+
+
+@kernel
+def _fill_utilities(s: _Scene, r: _Residents, o: _Options, u: np.ndarray) -> None:
+    for k in range(o.need.size):
+        person = _person(s, r, k, o, k)
+        for j in range(N_OPTIONS):
+            u[k, j] = _utility(s, o, k, person, j, True)
+
+
+@row_function
+def _gumbel(e: float) -> float:
+    return -np.log(-np.log(e + 1e-300))
+
+
+@row_function
+def _gumbel_max(
+    u: np.ndarray, key: int, seed: int, month: int, e: np.ndarray, bound: np.ndarray
+) -> int:
+    """The option with the largest utility plus Gumbel draw (the first on ties): the draw of
+    option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, month * 8 + j), so options
+    at -inf are never chosen. `e` and `bound` are scratch (length 6).
+
+    Exact but lazy: an option's uniform bounds its draw (`_GUMBEL_BOUND`), so the option with the
+    highest bound is drawn first and the others only if their bound reaches the best so far;
+    about one option in five then needs the two logarithms.
+    """
+    for j in range(N_OPTIONS):
+        e[j] = keyed_uniform(seed, _CHOICE, key, month * 8 + j)
+        bound[j] = -np.inf
+        if u[j] > -np.inf:
+            bound[j] = u[j] + _GUMBEL_BOUND[np.uintp(e[j] * _GUMBEL_BUCKETS)]
+    first = FAMILY
+    for j in range(FAMILY + 1, N_OPTIONS):
+        first = j if bound[j] > bound[first] else first
+    best, top = first, u[first] + _gumbel(e[first])
+    for j in range(N_OPTIONS):
+        if j != first and bound[j] >= top:
+            x = u[j] + _gumbel(e[j])
+            if x > top or (x == top and j < best):
+                best, top = j, x
+    return best
+
+
+@kernel
+def _choose(
+    s: _Scene, r: _Residents, o: _Options, rows: np.ndarray, seed: int, month: int,
+    choice: np.ndarray, scratch: np.ndarray,
+) -> None:  # fmt: skip
+    """Features of each resident and their choice (see `choose`); `scratch` is [3, 6]."""
+    u, e, bound = scratch[0], scratch[1], scratch[2]
+    for k in range(rows.size):
+        _features_row(s, r, k, o, k)
+        person = _person(s, r, k, o, k)
+        for j in range(N_OPTIONS):
+            u[j] = _utility(s, o, k, person, j, True)
+        choice[k] = _gumbel_max(u, rows[k], seed, month, e, bound)
+
+
+@kernel
+def _option_reasons(r: _Residents, o: _Options, option: int, out: np.ndarray) -> None:
+    for k in range(out.size):
+        out[k] = _reason(o, k, option, r.medical[k])
+
+
+@kernel
+def _binding_reasons(s: _Scene, r: _Residents, o: _Options, out: np.ndarray) -> None:
+    for k in range(out.size):
+        out[k] = _binding_reason(s, r, k, o, k)
+
+
+@kernel
+def _reason_tallies(
+    s: _Scene, r: _Residents, rows: np.ndarray, facility: np.ndarray, facility_kind: np.ndarray,
+    unmet: np.ndarray, o: _Options, binding: np.ndarray, residential: np.ndarray,
+) -> None:  # fmt: skip
+    """See `reason_tallies`; `facility` is the population's column, `facility_kind` the kind of
+    each facility and `o` scratch for one resident."""
+    for k in range(rows.size):
+        if k + AHEAD < rows.size:
+            prefetch(facility, np.uintp(rows[k + AHEAD]))
+        f = facility[np.uintp(rows[k])]
+        kind = facility_kind[np.uintp(f)] if f >= 0 else -1
+        _features_row(s, r, k, o, 0)
+        d = np.uintp(r.district[k])
+        if unmet[k]:
+            binding[d, _binding_reason(s, r, k, o, 0)] += 1
+        for n, option in enumerate(RESIDENTIAL_OPTIONS):
+            if kind != _RESIDENTIAL_KINDS[n]:
+                residential[n, d, _reason(o, 0, option, r.medical[k])] += 1
+
+
+def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
+    """Evaluate all six options for `rows` this month."""
+    o = _new_options(rows.size)
+    _fill_features(_scene(model), _residents(model, rows), o)
+    return OptionFeatures(rows, *o)
 
 
 def utilities(model: CareModel, f: OptionFeatures) -> np.ndarray:
     """Multinomial-logit utilities [n, 6]; unavailable options get -inf."""
-    pop, c = model.pop, model.params.choice
-    rows = f.rows
-    level = NEED_LEVEL[pop.health[rows]].astype(np.float64)
-    medical = pop.medical[rows]
-    gap_share = np.where(
-        f.need_hours > 0,
-        np.maximum(f.need_hours - f.family_hours, 0) / np.maximum(f.need_hours, 1e-9),
-        0.0,
-    )
-    day_cover = np.minimum(1.0, model.params.services.day_care_hours / np.maximum(f.need_hours, 1))
-    cover = np.column_stack(
-        [
-            np.zeros(rows.size),
-            np.ones(rows.size),
-            day_cover,
-            np.ones(rows.size),
-            np.ones(rows.size),
-            np.ones(rows.size),
-        ]
-    )
-    u = np.zeros((rows.size, 6)) + np.asarray(c.constants)[None, :]
-    u += c.need_gap * gap_share[:, None] * cover
-    residential = np.zeros(6, dtype=bool)
-    residential[list(RESIDENTIAL_OPTIONS)] = True
-    u[:, residential] += (
-        c.dependency_institution * np.maximum(level - 1, 0)
-        + c.living_alone_institution * lives_alone(pop, rows)
-    )[:, None]
-    u += c.medical_capable * (medical[:, None] & f.capable)
-    u += c.price_per_1000 * f.net_price / 1000
-    u += c.unaffordable * np.maximum(f.net_price - f.budget[:, None], 0) / f.budget[:, None]
-    u += c.distance_per_km * f.km + c.wait_per_month * f.wait
-    u[:, FAMILY] = 0.0
-    no_need = (level == 0) & ~medical
-    u[no_need, 1:] = -np.inf
-    u[~f.available] = -np.inf
+    u = np.empty((f.rows.size, N_OPTIONS))
+    _fill_utilities(_scene(model), _residents(model, f.rows), _options(f), u)
     return u
 
 
@@ -157,17 +533,13 @@ def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, OptionFeatur
     probabilities as the logit, and a lever that improves one option moves people only into
     that option, so CRN-paired scenario differences are monotone and low-noise.
     """
-    f = option_features(model, rows)
-    util = utilities(model, f)
-    gumbel = np.column_stack(
-        [
-            -np.log(
-                -np.log(uniforms(model.seed, Stream.CHOICE, rows, model.month * 8 + j) + 1e-300)
-            )
-            for j in range(util.shape[1])
-        ]
+    o = _new_options(rows.size)
+    choice = np.empty(rows.size, dtype=np.int64)
+    scratch = np.empty((3, N_OPTIONS))
+    _choose(
+        _scene(model), _residents(model, rows), o, rows, model.seed, model.month, choice, scratch
     )
-    return np.argmax(util + gumbel, axis=1), f
+    return choice, OptionFeatures(rows, *o)
 
 
 def probabilities(util: np.ndarray) -> np.ndarray:
@@ -179,30 +551,38 @@ def probabilities(util: np.ndarray) -> np.ndarray:
 
 def option_reason(model: CareModel, f: OptionFeatures, option: int) -> np.ndarray:
     """First binding reason why each resident does not use `option` (PREFERENCE if none binds)."""
-    pop = model.pop
-    reason = np.full(f.rows.size, PREFERENCE, dtype=np.int8)
-    checks = [
-        (~f.available[:, option] & (option in (HOME, COMMUNITY)), NOT_ELIGIBLE),
-        (~f.available[:, option] | ~f.vacancy[:, option], NO_VACANCY),
-        (f.km[:, option] > TOO_FAR_KM, DISTANCE),
-        (f.net_price[:, option] > f.budget, PRICE),
-        (pop.medical[f.rows] & ~f.capable[:, option], NO_MEDICAL),
-    ]
-    for mask, code in reversed(checks):
-        reason[mask] = code
-    return reason
+    out = np.empty(f.rows.size, dtype=np.int8)
+    _option_reasons(_residents(model, f.rows), _options(f), option, out)
+    return out
 
 
 def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
     """Reason for each resident's best formal option (highest utility ignoring availability)."""
-    util = utilities(
-        model, OptionFeatures(**{**f.__dict__, "available": np.ones_like(f.available)})
-    )
-    util[:, FAMILY] = -np.inf
-    best = util.argmax(axis=1)
-    out = np.full(f.rows.size, PREFERENCE, dtype=np.int8)
-    for option in range(1, 6):
-        sel = best == option
-        if sel.any():
-            out[sel] = option_reason(model, f, option)[sel]
+    out = np.empty(f.rows.size, dtype=np.int8)
+    _binding_reasons(_scene(model), _residents(model, f.rows), _options(f), out)
     return out
+
+
+def reason_tallies(
+    model: CareModel, rows: np.ndarray, unmet: np.ndarray, n_districts: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reasons by district in one pass over `rows` (the diagnostics of every dependent).
+
+    Returns the tally [district, reason] of `binding_reasons` over the rows flagged `unmet`, and
+    for each of RESIDENTIAL_OPTIONS the tally [option, district, reason] of `option_reason` over
+    the rows not in a facility of that option's kind.
+    """
+    binding = np.zeros((n_districts, len(REASONS)), dtype=np.int64)
+    residential = np.zeros((len(RESIDENTIAL_OPTIONS), n_districts, len(REASONS)), dtype=np.int64)
+    _reason_tallies(
+        _scene(model),
+        _residents(model, rows),
+        rows,
+        model.pop.facility,
+        model.facilities.kind,
+        unmet,
+        _new_options(1),
+        binding,
+        residential,
+    )
+    return binding, residential

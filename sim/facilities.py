@@ -32,6 +32,7 @@ KIND_NAMES = (
 )
 RESIDENTIAL = (PUBLIC, PRIVATE, MEDICAL)
 HORIZON_YEAR = 2035
+_SLACK_KM = 1e-6  # widens the x window past any rounding of coordinates
 _PUBLIC_HOMES_2015 = 20  # assumed: of the plan's 50 institutions in 2015, 20 public, 30 private
 
 
@@ -276,22 +277,31 @@ class Facility(mesa.Agent):
 
 class FacilityMarket:
     """This month's view of the facilities that choices need: free places, queues, expected waits,
-    medical capability and the community centre covering each neighbourhood."""
+    medical capability and the community centre covering each neighbourhood.
+
+    The distances behind the choice of facility change only when facilities open (at most a few
+    times a year), so they are kept until the set of open facilities changes; each month only the
+    wait term is new. Coverage measures only the pairs that can be within a centre's radius.
+    """
 
     def __init__(self, table: FacilityTable, geo: Geography, params: Params):
         self.table, self.geo, self.params = table, geo, params
+        nb = geo.neighbourhoods
+        self._x, self._y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
+        self._nb_district = nb["district"].to_numpy()
         # expected departures per month, the basis of the wait a chooser expects: assumed to start
         # at 0.5 and smoothed exponentially (weight 0.2 on the latest month); floor 0.05
         self.exits_ema = np.full(table.size, 0.5)
         self._admitted = np.zeros(table.size)
         self._exited = np.zeros(table.size)
         self._coverage_month = -1
-        self.covering = np.full(len(geo.neighbourhoods), -1, dtype=np.int64)
+        self.covering = np.full(len(nb), -1, dtype=np.int64)
         self.medical_now = np.zeros(table.size, dtype=bool)
         self.free = np.zeros(table.size)
         self.queue = np.zeros(table.size)
         self.wait = np.zeros(table.size)
         self._best: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._choice_kept: dict[int, tuple[np.ndarray, list]] = {}
 
     def record_admissions(self, facilities: np.ndarray) -> None:
         np.add.at(self._admitted, facilities, 1)
@@ -329,63 +339,92 @@ class FacilityMarket:
         return best[neigh], km[neigh]
 
     def _best_by_neighbourhood(self, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
-        t, nb, choice = self.table, self.geo.neighbourhoods, self.params.choice
-        x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
-        nb_district = nb["district"].to_numpy()
-        ok = t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0)
-        best = np.full(len(nb), -1, dtype=np.int64)
-        km = np.zeros(len(nb))
-        city = np.flatnonzero(ok)
-        if city.size == 0:
-            return best, km
-        for d in np.unique(nb_district):
-            local = city[t.district[city] == d]
-            pool = local if local.size else city
-            sel = np.flatnonzero(nb_district == d)
-            dist = np.hypot(
-                x[sel][:, None] - x[t.neigh[pool]][None, :],
-                y[sel][:, None] - y[t.neigh[pool]][None, :],
-            )
+        choice = self.params.choice
+        best = np.full(self._x.size, -1, dtype=np.int64)
+        km = np.zeros(self._x.size)
+        for sel, pool, dist in self._choice_sets(kind, month):
             score = choice.distance_per_km * dist + choice.wait_per_month * self.wait[pool][None, :]
             pick = score.argmax(axis=1)
             best[sel] = pool[pick]
             km[sel] = dist[np.arange(sel.size), pick]
         return best, km
 
+    def _choice_sets(
+        self, kind: int, month: int
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per district: its neighbourhoods, the open facilities of `kind` they choose from (the
+        district's own, else the whole city's) and the km between them; kept until one opens."""
+        t = self.table
+        ok = t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0)
+        kept = self._choice_kept.get(kind)
+        if kept is None or not np.array_equal(kept[0], ok):
+            kept = (ok, self._district_sets(np.flatnonzero(ok)))
+            self._choice_kept[kind] = kept
+        return kept[1]
+
+    def _district_sets(self, city: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The choice sets of every district given the open facilities `city` (none if empty)."""
+        if city.size == 0:
+            return []
+        sets = []
+        for d in np.unique(self._nb_district):
+            local = city[self.table.district[city] == d]
+            pool = local if local.size else city
+            sel = np.flatnonzero(self._nb_district == d)
+            sets.append((sel, pool, self._km(sel[:, None], pool[None, :])))
+        return sets
+
+    def _km(self, neigh: np.ndarray, facility: np.ndarray) -> np.ndarray:
+        """km between neighbourhoods and facilities (arrays broadcast against each other)."""
+        at = self.table.neigh[facility]
+        return np.hypot(self._x[neigh] - self._x[at], self._y[neigh] - self._y[at])
+
+    def _pairs_within(
+        self, kind: int, month: int, radius: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(neighbourhood, facility, km) of every pair of a neighbourhood and an open facility of
+        `kind` at most `radius` km apart. Only facilities within `radius` along x are measured
+        (a pair's km is never less than its x distance), so this costs far less than all pairs."""
+        t = self.table
+        ids = np.flatnonzero(t.is_open(month) & (t.kind == kind))
+        fx = self._x[t.neigh[ids]]
+        by_x = np.argsort(fx, kind="stable")
+        lo = np.searchsorted(fx[by_x], self._x - (radius + _SLACK_KM), side="left")
+        n = np.searchsorted(fx[by_x], self._x + (radius + _SLACK_KM), side="right") - lo
+        neigh = np.repeat(np.arange(self._x.size), n)
+        within = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        facility = ids[by_x[np.repeat(lo, n) + within]]
+        km = self._km(neigh, facility)
+        near = km <= radius
+        return neigh[near], facility[near], km[near]
+
     def _covering_centres(self, month: int) -> np.ndarray:
-        """Per neighbourhood the nearest open centre within its radius (-1 if none)."""
-        t, nb, svc = self.table, self.geo.neighbourhoods, self.params.services
-        x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
-        open_now = t.is_open(month)
-        out = np.full(len(nb), -1, dtype=np.int64)
-        best_km = np.full(len(nb), np.inf)
+        """Per neighbourhood the nearest open centre within its radius (-1 if none; the lowest
+        facility id among equally near ones)."""
+        t, svc = self.table, self.params.services
+        out = np.full(self._x.size, -1, dtype=np.int64)
+        best_km = np.full(self._x.size, np.inf)
         for kind, radius in (
             (CENTRE, svc.community_radius_km),
             (DAY_URBAN, svc.day_care_radius_km),
         ):
-            ids = np.flatnonzero(open_now & (t.kind == kind))
-            if ids.size == 0:
-                continue
-            fx, fy = x[t.neigh[ids]], y[t.neigh[ids]]
-            km = np.hypot(x[:, None] - fx[None, :], y[:, None] - fy[None, :])
-            nearest = km.argmin(axis=1)
-            dist = km[np.arange(len(nb)), nearest]
-            better = (dist <= radius) & (dist < best_km)
-            out[better], best_km[better] = ids[nearest[better]], dist[better]
-        rural = np.flatnonzero(open_now & (t.kind == DAY_RURAL))
+            neigh, facility, km = self._pairs_within(kind, month, radius)
+            order = np.lexsort((facility, km, neigh))
+            first = order[np.diff(neigh[order], prepend=-1) != 0]  # nearest, then lowest id
+            neigh, facility, km = neigh[first], facility[first], km[first]
+            better = km < best_km[neigh]
+            out[neigh[better]], best_km[neigh[better]] = facility[better], km[better]
+        rural = np.flatnonzero(t.is_open(month) & (t.kind == DAY_RURAL))
         out[t.neigh[rural]] = rural
         return out
 
     def covered_by(self, kind: int, month: int) -> np.ndarray:
         """Neighbourhoods within the radius of an open facility of `kind` (for coverage KPIs)."""
-        t, nb, svc = self.table, self.geo.neighbourhoods, self.params.services
+        svc = self.params.services
         radius = svc.community_radius_km if kind == CENTRE else svc.day_care_radius_km
-        ids = np.flatnonzero(t.is_open(month) & (t.kind == kind))
-        if ids.size == 0:
-            return np.zeros(len(nb), dtype=bool)
-        x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
-        fx, fy = x[t.neigh[ids]], y[t.neigh[ids]]
-        return (np.hypot(x[:, None] - fx[None, :], y[:, None] - fy[None, :]) <= radius).any(axis=1)
+        covered = np.zeros(self._x.size, dtype=bool)
+        covered[self._pairs_within(kind, month, radius)[0]] = True
+        return covered
 
 
 def _interpolate(month: int, policy) -> float:

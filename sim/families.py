@@ -4,13 +4,19 @@ Marital status and children are drawn per person with keyed random numbers; marr
 women of the same neighbourhood are then paired by age rank, so a couple shares a household and
 each spouse's health and death affect the other. A married person left without a partner in the
 population has an 'external' spouse (under 60 or living outside the modelled population).
+
+The care hours a household can give (`care_hours`, `family_care_capacity`) are recomputed each
+month for every resident in need, in compiled loops (`sim.jit`).
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy.stats import poisson
 
+from sim.jit import AHEAD, kernel, prefetch, row_function
 from sim.rng import Stream, categorical, uniforms
 
 NO_SPOUSE = -1
@@ -85,26 +91,103 @@ def pair_spouses(
     return spouse
 
 
-def family_care_capacity(pop, rows: np.ndarray, fam, policy, in_residence) -> np.ndarray:
-    """Informal care hours per month the household can give each of `rows`.
+class Households(NamedTuple):
+    """The columns and parameters family care capacity reads, in the flat form numba takes."""
 
-    A resident spouse gives hours scaled by their own health (none if in a care home, as told by
-    the callable `in_residence(rows)`); an external (working-age) spouse fewer; the nearest child
-    by where they live, plus a share for up to two more children; a carer allowance buys extra
-    hours where a carer exists.
+    spouse: np.ndarray  # population columns, by row
+    health: np.ndarray
+    facility: np.ndarray
+    n_children: np.ndarray
+    child_place: np.ndarray
+    residential_facility: np.ndarray  # by facility: a bed (a spouse there gives no care)
+    spouse_hours: float
+    external_spouse_hours: float
+    spouse_health_factor: np.ndarray  # by the spouse's health state
+    child_hours_by_place: np.ndarray  # by CHILD_* place of the nearest child
+    extra_child_factor: float
+    allowance_hours: float  # bought by the carer allowance where a carer exists
+
+
+def households(pop, fam, policy, residential_facility: np.ndarray) -> Households:
+    """The population's households and the family parameters (`residential_facility` says, per
+    facility, whether it is a bed)."""
+    return Households(
+        pop.spouse,
+        pop.health,
+        pop.facility,
+        pop.n_children,
+        pop.child_place,
+        residential_facility,
+        float(fam.spouse_hours),
+        float(fam.external_spouse_hours),
+        np.asarray(fam.spouse_health_factor, dtype=np.float64),
+        np.asarray(fam.child_hours_by_place, dtype=np.float64),
+        float(fam.extra_child_factor),
+        policy.carer_allowance / 100 * policy.carer_hours_per_100_yuan,
+    )
+
+
+@row_function
+def care_hours(h: Households, i: np.uintp) -> float:
+    """Informal care hours per month the household can give resident row `i`.
+
+    A resident spouse gives hours scaled by their own health (none while they live in a bed); an
+    external (working-age) spouse fewer; the nearest child by where they live, plus a share for
+    up to two more children; a carer allowance buys extra hours where a carer exists.
     """
-    spouse = pop.spouse[rows]
-    hours = np.where(spouse == EXTERNAL_SPOUSE, fam.external_spouse_hours, 0.0)
-    resident = spouse >= 0
-    partner = spouse[resident]
-    factor = np.asarray(fam.spouse_health_factor)[pop.health[partner]]
-    hours[resident] = fam.spouse_hours * factor * ~in_residence(partner)
-    extra = np.clip(pop.n_children[rows].astype(np.float64) - 1, 0, 2) * fam.extra_child_factor
-    hours += np.asarray(fam.child_hours_by_place)[pop.child_place[rows]] * (1 + extra)
-    allowance = policy.carer_allowance / 100 * policy.carer_hours_per_100_yuan
-    return hours + np.where(hours > 0, allowance, 0.0)
+    partner = h.spouse[i]
+    hours = 0.0
+    if partner == EXTERNAL_SPOUSE:
+        hours = h.external_spouse_hours
+    elif partner >= 0:
+        p = np.uintp(partner)
+        f = h.facility[p]
+        if f < 0 or not h.residential_facility[np.uintp(f)]:
+            hours = h.spouse_hours * h.spouse_health_factor[np.uintp(h.health[p])]
+    extra = min(max(h.n_children[i] - 1.0, 0.0), 2.0) * h.extra_child_factor
+    hours += h.child_hours_by_place[np.uintp(h.child_place[i])] * (1 + extra)
+    return hours + h.allowance_hours if hours > 0 else hours
 
 
-def lives_alone(pop, rows: np.ndarray) -> np.ndarray:
+@row_function
+def lives_alone(h: Households, i: np.uintp) -> bool:
     """No spouse and no co-resident child."""
-    return (pop.spouse[rows] == NO_SPOUSE) & (pop.child_place[rows] != CHILD_CORESIDENT)
+    return h.spouse[i] == NO_SPOUSE and h.child_place[i] != CHILD_CORESIDENT
+
+
+@row_function
+def prefetch_household(h: Households, i: np.uintp) -> None:
+    """Start loading what `care_hours` and `lives_alone` read of row `i` itself."""
+    prefetch(h.spouse, i)
+    prefetch(h.health, i)
+    prefetch(h.n_children, i)
+    prefetch(h.child_place, i)
+
+
+@row_function
+def prefetch_partner(h: Households, i: np.uintp) -> None:
+    """Start loading what `care_hours` reads of row `i`'s resident spouse (a scattered row)."""
+    partner = h.spouse[i]
+    if partner >= 0:
+        prefetch(h.health, np.uintp(partner))
+        prefetch(h.facility, np.uintp(partner))
+
+
+@kernel
+def _care_hours_of(h: Households, rows: np.ndarray, out: np.ndarray) -> None:
+    n = rows.size
+    for k in range(n):
+        if k + 2 * AHEAD < n:
+            prefetch_household(h, np.uintp(rows[k + 2 * AHEAD]))
+        if k + AHEAD < n:
+            prefetch_partner(h, np.uintp(rows[k + AHEAD]))
+        out[k] = care_hours(h, np.uintp(rows[k]))
+
+
+def family_care_capacity(
+    pop, rows: np.ndarray, fam, policy, residential_facility: np.ndarray
+) -> np.ndarray:
+    """Informal care hours per month the household can give each of `rows` (`care_hours`)."""
+    out = np.empty(rows.size)
+    _care_hours_of(households(pop, fam, policy, residential_facility), rows, out)
+    return out

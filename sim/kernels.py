@@ -1,13 +1,24 @@
 """The fused monthly population kernel: deaths, health and medical-need transitions, widowhood,
 counts by district, ageing. One compiled pass over the resident columns (numba), so a month of
 the full city costs milliseconds; every draw is keyed by (seed, stream, person, month).
+
+The pass runs on all cores. The living rows are cut into N_CHUNKS contiguous chunks (a fixed
+number: nothing depends on how many threads run them); each chunk lists its event rows, needy
+rows and deaths in its own part of the buffers and counts into its own array, and a short serial
+merge joins the parts in key order and takes the dead out of the list of the living. The one
+thing a row does to another row, widowing the spouse of a person who dies, is left to that merge,
+which does it in key order; no row's own processing reads the spouse column of another row, so
+the result is exactly that of one serial pass (only the order of the event rows differs).
 """
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
+from sim.demography import AGE_MIN
 from sim.rng import Stream, keyed_uniform
 
 # Columns of the per-district count array filled by the kernel.
@@ -21,6 +32,18 @@ EVENT_DIED = 4  # died this month: bed, queue place and team slot are freed
 EVENT_REVIEW = 8  # periodic review of the care arrangement (once a year per person in need)
 NEED_LEVEL = np.array([0, 0, 1, 2, 3], dtype=np.int8)  # care-need level of each health state
 
+# Enough chunks to share out evenly over any usual core count, few enough that the per-chunk
+# counts and the merge stay negligible. Fixed: the results never depend on the thread count.
+N_CHUNKS = 64
+
+# Numba's default threading layer on Linux without TBB is GNU OpenMP, which kills any process
+# forked after it has run (the batch runner forks its workers). "forksafe" picks TBB if installed,
+# else numba's own workqueue; the workqueue must not be entered by two threads at once (the app
+# runs models in threads), hence _LOCK. An explicit NUMBA_THREADING_LAYER is respected.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "forksafe"
+_LOCK = threading.Lock()
+
 _S_DEATH, _S_HEALTH, _S_MEDICAL, _S_SPOUSE = (
     int(Stream.DEATH),
     int(Stream.HEALTH),
@@ -28,11 +51,119 @@ _S_DEATH, _S_HEALTH, _S_MEDICAL, _S_SPOUSE = (
     int(Stream.SPOUSE),
 )
 
+# Per-chunk counts [chunk, district, column]: the N_COUNTS columns (stock deltas in C_60..
+# C_MEDICAL, flows after), then the people turning 65 and 80 at the end of the month.
+_AGED_65, _AGED_80 = N_COUNTS, N_COUNTS + 1
+_N_CHUNK_COUNTS = N_COUNTS + 2
+# Per-chunk sizes [chunk, column]: event rows, needy rows, deaths.
+_EVENTS, _NEEDY, _DEATHS = 0, 1, 2
+# Columns of the per-cell table (cell = sex, age, state): death probability, the interval
+# [stay_low, stay_high) of the health uniform that keeps the state, medical-need onset.
+_P_DEATH, _STAY_LOW, _STAY_HIGH, _ONSET = 0, 1, 2, 3
+_M65, _M80 = 65 * 12, 80 * 12
 
-@numba.njit(cache=True)
-def step_population(
+# Indices in the loops are unsigned: with the signed int8/int16 columns numba emits negative-index
+# wraparound and floor-division sign fixes, which cost more than the loads themselves (and keep
+# LLVM from vectorising the joins).
+_U = np.uint64
+_STATE0 = _U(C_STATE0)
+
+# The row code allocates nothing, so it is compiled without reference counting: with it, numba
+# increfs and decrefs the arrays passed to every inlined helper, in every row.
+_row_helper = numba.njit(inline="always", cache=True, _nrt=False)
+_row_loop = numba.njit(cache=True, _nrt=False)
+
+
+# -- tables -------------------------------------------------------------------------------------
+def _cell_tables(
+    death_prob: np.ndarray, health_cum: np.ndarray, medical_onset: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The monthly tables in the form the row loop reads fastest; cell = (sex, age, state).
+
+    base[sex, age in months]: the cell of state 0, by lookup instead of `min(age_m // 12 - 60,
+    n_ages - 1)` (ages are >= 60, entrants being 60; the last age holds everyone older, as in
+    the tables). cells[cell]: what nearly every row reads, side by side (two cells per cache
+    line): death probability, the interval [stay_low, stay_high) of the health uniform that keeps
+    the state, and the medical-need onset of the state. cum[cell, to]: the cumulative transition
+    row, for the few who change state. Copies of the same float64 values, so every comparison is
+    exactly the one made on the original tables.
+    """
+    n_sex, n_ages, n_states = death_prob.shape
+    months = np.arange((AGE_MIN + n_ages) * 12)
+    age = np.minimum(np.maximum(months // 12 - AGE_MIN, 0), n_ages - 1)
+    base = (np.arange(n_sex)[:, None] * n_ages + age[None, :]) * n_states
+    states = np.arange(n_states)
+    cells = np.empty((n_sex, n_ages, n_states, 4))
+    cells[..., _P_DEATH] = death_prob
+    cells[..., _STAY_LOW] = np.where(states > 0, health_cum[:, :, states, states - 1], 0.0)
+    cells[..., _STAY_HIGH] = health_cum[:, :, states, states]
+    cells[..., _ONSET] = medical_onset
+    cum = np.ascontiguousarray(health_cum, dtype=np.float64).reshape(-1, n_states)
+    return base.astype(np.uint32), cells.reshape(-1, 4), cum
+
+
+# -- one row ------------------------------------------------------------------------------------
+@_row_helper
+def _mark(event, event_rows, start, n_events, row, bit):
+    """Set an event bit; a row's first event this month adds it to event_rows[start + n]."""
+    if event[row] == 0:
+        event_rows[start + n_events] = row
+        n_events += 1
+    event[row] |= bit
+    return n_events
+
+
+@_row_helper
+def _count_entrant(counts, d, h, medical_now):
+    """An entrant of this month was drawn in their state already: only counted."""
+    counts[d, C_ENTRANTS] += 1
+    counts[d, C_60] += 1
+    counts[d, _STATE0 + h] += 1
+    if medical_now:
+        counts[d, C_MEDICAL] += 1
+
+
+@_row_helper
+def _count_death(counts, d, h, age_months, medical_now):
+    """Take a person who died out of the stock of their district."""
+    counts[d, C_DEATHS] += 1
+    counts[d, C_60] -= 1
+    counts[d, _STATE0 + h] -= 1
+    if age_months >= _M65:
+        counts[d, C_65] -= 1
+    if age_months >= _M80:
+        counts[d, C_80] -= 1
+    if medical_now:
+        counts[d, C_MEDICAL] -= 1
+
+
+@_row_helper
+def _next_health(u, cells, cum, cell, h):
+    """State after one month for the health uniform u; most people stay, so test that first."""
+    if cells[cell, _STAY_LOW] <= u < cells[cell, _STAY_HIGH]:
+        return h
+    last = _U(cum.shape[1] - 1)
+    new_h = _U(0)
+    while u >= cum[cell, new_h] and new_h < last:
+        new_h += _U(1)
+    return new_h
+
+
+@_row_helper
+def _draws(seed, month, i):
+    """Row i's uniforms for death, health and medical need this month."""
+    return (
+        keyed_uniform(seed, _S_DEATH, i, month),
+        keyed_uniform(seed, _S_HEALTH, i, month),
+        keyed_uniform(seed, _S_MEDICAL, i, month),
+    )
+
+
+@_row_loop
+def _step_chunk(
+    lo,
+    hi,
     alive_idx,
-    n_alive,
     alive,
     age_m,
     sex,
@@ -42,126 +173,344 @@ def step_population(
     spouse,
     entry_month,
     death_month,
-    death_prob,
-    health_cum,
-    medical_onset,
+    base,
+    cells,
+    cum,
     medical_remission,
     external_spouse_death,
     seed,
     month,
-    stock,
-    flows,
-    aged,
+    event,
+    event_part,
+    needy_part,
+    dead_part,
+    counts,
+):
+    """One chunk, rows alive_idx[lo:hi]: everything `step_population` does except removing the
+    dead from alive_idx and widowing their spouses; it lists the positions of the dead in
+    alive_idx instead. Writes its event rows, needy rows and dead positions from index lo of the
+    part buffers (never more than hi - lo of each), all in key order; counts[district, column]
+    receives its counts. Returns the sizes (event rows, needy rows, deaths)."""
+    n_events = n_needy = n_dead = 0
+    last_m = _U(base.shape[1] - 1)
+    month_of_year = _U(month % 12)
+    # Each row's draws are made one iteration ahead, before the branches of the row before, so
+    # that their long multiply chains overlap that row's work (and survive its mispredictions).
+    draws = _draws(seed, month, alive_idx[lo] if lo < hi else 0)
+    for k in range(lo, hi):
+        r = _U(alive_idx[k])
+        u_death, u_health, u_medical = draws
+        draws = _draws(seed, month, alive_idx[min(k + 1, hi - 1)])
+        d = _U(district[r])
+        h = _U(health[r])
+        entrant = entry_month[r] == month
+        if entrant:
+            _count_entrant(counts, d, h, medical[r])
+        else:
+            age_months = _U(age_m[r])
+            cell = _U(base[_U(sex[r]), min(age_months, last_m)]) + h
+            if u_death < cells[cell, _P_DEATH]:
+                alive[r] = False
+                death_month[r] = month
+                _count_death(counts, d, h, age_months, medical[r])
+                n_events = _mark(event, event_part, lo, n_events, r, EVENT_DIED)
+                dead_part[lo + n_dead] = k
+                n_dead += 1
+                continue
+            new_h = _next_health(u_health, cells, cum, cell, h)
+            changed = False
+            if new_h != h:
+                health[r] = new_h
+                counts[d, _STATE0 + h] -= 1
+                counts[d, _STATE0 + new_h] += 1
+                changed = NEED_LEVEL[new_h] != NEED_LEVEL[h]
+                cell = cell - h + new_h
+                h = new_h
+            if medical[r]:
+                if u_medical < medical_remission:
+                    medical[r] = False
+                    counts[d, C_MEDICAL] -= 1
+                    changed = True
+            elif u_medical < cells[cell, _ONSET]:
+                medical[r] = True
+                counts[d, C_MEDICAL] += 1
+                changed = True
+            if spouse[r] == -2 and keyed_uniform(seed, _S_SPOUSE, r, month) < external_spouse_death:
+                spouse[r] = -1
+                n_events = _mark(event, event_part, lo, n_events, r, EVENT_WIDOWED)
+            if changed:
+                n_events = _mark(event, event_part, lo, n_events, r, EVENT_NEED)
+                counts[d, C_NEED_CHANGED] += 1
+        if NEED_LEVEL[h] > 0 or medical[r]:
+            needy_part[lo + n_needy] = r
+            n_needy += 1
+            if entrant or r % _U(12) == month_of_year:  # the yearly review is due
+                n_events = _mark(event, event_part, lo, n_events, r, EVENT_REVIEW)
+        older = age_m[r] + 1
+        age_m[r] = older
+        if older == _M65:
+            counts[d, _AGED_65] += 1
+        elif older == _M80:
+            counts[d, _AGED_80] += 1
+    return n_events, n_needy, n_dead
+
+
+# -- all rows -----------------------------------------------------------------------------------
+@numba.njit(parallel=True, cache=True)
+def _step_chunks(
+    bounds,
+    sizes,
+    counts,
+    alive_idx,
+    alive,
+    age_m,
+    sex,
+    district,
+    health,
+    medical,
+    spouse,
+    entry_month,
+    death_month,
+    base,
+    cells,
+    cum,
+    medical_remission,
+    external_spouse_death,
+    seed,
+    month,
+    event,
+    event_part,
+    needy_part,
+    dead_part,
+):
+    """The chunks [bounds[c], bounds[c + 1]) of alive_idx, in parallel; sizes[c] and counts[c]
+    receive each chunk's results. Chunks touch disjoint rows and disjoint parts of the buffers."""
+    for c in numba.prange(bounds.size - 1):
+        events, needy, dead = _step_chunk(
+            bounds[c],
+            bounds[c + 1],
+            alive_idx,
+            alive,
+            age_m,
+            sex,
+            district,
+            health,
+            medical,
+            spouse,
+            entry_month,
+            death_month,
+            base,
+            cells,
+            cum,
+            medical_remission,
+            external_spouse_death,
+            seed,
+            month,
+            event,
+            event_part,
+            needy_part,
+            dead_part,
+            counts[c],
+        )
+        sizes[c, _EVENTS] = events
+        sizes[c, _NEEDY] = needy
+        sizes[c, _DEATHS] = dead
+
+
+@_row_helper
+def _copy_down(source, start, target, to, size):
+    """target[to:to + size] = source[start:start + size], where target may be source with
+    to <= start: copying forward is then safe, and with unsigned indices LLVM vectorises it."""
+    for t in range(size):
+        target[to + t] = source[start + t]
+
+
+@numba.njit(cache=True)
+def _join_parts(part, bounds, sizes, column, target):
+    """Copy each chunk's list part[bounds[c]:][:sizes[c, column]] behind the previous chunk's
+    into target (which may be part itself), in chunk order, so in key order; returns the length."""
+    n = _U(0)
+    for c in range(bounds.size - 1):
+        size = _U(sizes[c, column])
+        _copy_down(part, _U(bounds[c]), target, n, size)
+        n += size
+    return np.int64(n)
+
+
+@numba.njit(cache=True)
+def _remove_dead(alive_idx, n_alive, dead_at, n_dead):
+    """Take the positions dead_at[:n_dead] (increasing) out of alive_idx[:n_alive], keeping the
+    order: each run of survivors moves down by the number of deaths before it (the rows before
+    the first death stay put). Returns the living count."""
+    n = start = _U(0)
+    for t in range(n_dead):
+        stop = _U(dead_at[t])
+        _copy_down(alive_idx, start, alive_idx, n, stop - start)
+        n += stop - start
+        start = stop + _U(1)
+    rest = _U(n_alive) - start
+    _copy_down(alive_idx, start, alive_idx, n, rest)
+    return np.int64(n + rest)
+
+
+@numba.njit(cache=True)
+def _merge_chunks(
+    bounds,
+    sizes,
+    counts,
+    parts,
+    alive_idx,
+    n_alive,
+    alive,
+    district,
+    spouse,
     event,
     event_rows,
     needy_rows,
+    stock,
+    flows,
+    aged,
 ):
-    """Advance every living resident by one month; returns (living count, rows with an event).
+    """The serial end of the month: join the chunks' lists in key order and add up their counts;
+    widow the spouses of the dead, going through the deaths in key order as a serial pass would
+    (someone whose spouse died earlier in key order has no spouse left to widow when they die
+    too; the newly widowed without an event yet go to the end of event_rows); take the dead out
+    of alive_idx; count the living widowed. Returns (living count, event rows, needy rows)."""
+    n_events = _join_parts(parts[_EVENTS], bounds, sizes, _EVENTS, event_rows)
+    n_needy = _join_parts(parts[_NEEDY], bounds, sizes, _NEEDY, needy_rows)
+    dead_at = parts[_DEATHS]
+    n_dead = _join_parts(dead_at, bounds, sizes, _DEATHS, dead_at)
+    for c in range(counts.shape[0]):
+        for d in range(counts.shape[1]):
+            for col in range(C_60, C_MEDICAL + 1):
+                stock[d, col] += counts[c, d, col]
+            for col in range(C_DEATHS, N_COUNTS):
+                flows[d, col] += counts[c, d, col]
+            aged[d, 0] += counts[c, d, _AGED_65]
+            aged[d, 1] += counts[c, d, _AGED_80]
+    for t in range(n_dead):
+        j = spouse[alive_idx[dead_at[t]]]
+        if j >= 0:
+            spouse[j] = -1
+            n_events = _mark(event, event_rows, 0, n_events, j, EVENT_WIDOWED)
+    n_kept = _remove_dead(alive_idx, n_alive, dead_at, n_dead)
+    for k in range(n_events):
+        row = event_rows[k]
+        if event[row] & EVENT_WIDOWED and alive[row]:
+            flows[district[row], C_WIDOWED] += 1
+    return n_kept, n_events, n_needy
+
+
+class _Parts:
+    """Buffers for the chunks' lists (event rows, needy rows, dead positions), kept from one call
+    to the next. Fresh ones would be zeroed by the OS wherever a chunk writes, and every chunk
+    starts at a different place: that cost more than the whole merge. The caller's buffers are
+    written compactly, from their start, as a serial pass would."""
+
+    def __init__(self) -> None:
+        self.array = np.empty((3, 0), dtype=np.int64)
+
+    def get(self, n: int) -> np.ndarray:
+        if self.array.shape[1] < n:
+            self.array = np.empty((3, n + n // 4), dtype=np.int64)
+        return self.array
+
+
+_PARTS = _Parts()
+
+
+def step_population(
+    alive_idx: np.ndarray,
+    n_alive: int,
+    alive: np.ndarray,
+    age_m: np.ndarray,
+    sex: np.ndarray,
+    district: np.ndarray,
+    health: np.ndarray,
+    medical: np.ndarray,
+    spouse: np.ndarray,
+    entry_month: np.ndarray,
+    death_month: np.ndarray,
+    death_prob: np.ndarray,
+    health_cum: np.ndarray,
+    medical_onset: np.ndarray,
+    medical_remission: float,
+    external_spouse_death: float,
+    seed: int,
+    month: int,
+    stock: np.ndarray,
+    flows: np.ndarray,
+    aged: np.ndarray,
+    event: np.ndarray,
+    event_rows: np.ndarray,
+    needy_rows: np.ndarray,
+) -> tuple[int, int, int]:
+    """Advance every living resident by one month.
 
     alive_idx[:n_alive] lists the living rows in key order and is compacted in place as people
-    die. death_prob[sex, age, state] and health_cum[sex, age, from, to] are monthly.
-    stock[district, C_60..C_MEDICAL] is kept up to date by deltas (deaths, transitions,
+    die. death_prob[sex, age, state], health_cum[sex, age, from, to] and medical_onset[state] are
+    monthly. stock[district, C_60..C_MEDICAL] is kept up to date by deltas (deaths, transitions,
     entrants), flows[district, C_DEATHS..] counts this month's events, and aged[district, 0/1]
     the people turning 65 / 80 at the end of the month (added to the stock after the snapshot).
-    event_rows receives the rows whose `event` bits were set this month (each row once), and
-    needy_rows the living rows with a care need (state 2+) or a medical need, in key order.
+    event_rows receives the rows whose `event` bits were set this month (each row once, in no
+    particular order), needy_rows the living rows with a care need (state 2+) or a medical need,
+    in key order; each needs room for n_alive rows.
     Returns (living count, number of event rows, number of needy rows).
+
+    Plain Python around compiled steps: the parallel pass is entered from Python, and the whole
+    call holds the lock that keeps threads out of numba's workqueue and of the part buffers.
     """
-    n_events = 0
-    n_needy = 0
-    n_kept = 0
-    n_ages = death_prob.shape[1]
-    for k in range(n_alive):
-        i = alive_idx[k]
-        d = district[i]
-        h = health[i]
-        if entry_month[i] == month:  # entrants of this month were drawn in their state already
-            flows[d, C_ENTRANTS] += 1
-            stock[d, C_60] += 1
-            stock[d, C_STATE0 + h] += 1
-            if medical[i]:
-                stock[d, C_MEDICAL] += 1
-        else:
-            years = age_m[i] // 12
-            a = min(years - 60, n_ages - 1)
-            s = sex[i]
-            if keyed_uniform(seed, _S_DEATH, i, month) < death_prob[s, a, h]:
-                alive[i] = False
-                death_month[i] = month
-                if event[i] == 0:
-                    event_rows[n_events] = i
-                    n_events += 1
-                event[i] |= EVENT_DIED
-                flows[d, C_DEATHS] += 1
-                stock[d, C_60] -= 1
-                stock[d, C_STATE0 + h] -= 1
-                if years >= 65:
-                    stock[d, C_65] -= 1
-                if years >= 80:
-                    stock[d, C_80] -= 1
-                if medical[i]:
-                    stock[d, C_MEDICAL] -= 1
-                j = spouse[i]
-                if j >= 0:
-                    spouse[j] = -1
-                    if event[j] == 0:
-                        event_rows[n_events] = j
-                        n_events += 1
-                    event[j] |= EVENT_WIDOWED
-                continue
-            u = keyed_uniform(seed, _S_HEALTH, i, month)
-            low = health_cum[s, a, h, h - 1] if h > 0 else 0.0
-            new_h = h
-            if u < low or u >= health_cum[s, a, h, h]:  # most people stay: test that first
-                new_h = 0
-                while u >= health_cum[s, a, h, new_h] and new_h < 4:
-                    new_h += 1
-                health[i] = new_h
-                stock[d, C_STATE0 + h] -= 1
-                stock[d, C_STATE0 + new_h] += 1
-            changed = NEED_LEVEL[new_h] != NEED_LEVEL[h]
-            u = keyed_uniform(seed, _S_MEDICAL, i, month)
-            if medical[i]:
-                if u < medical_remission:
-                    medical[i] = False
-                    stock[d, C_MEDICAL] -= 1
-                    changed = True
-            elif u < medical_onset[new_h]:
-                medical[i] = True
-                stock[d, C_MEDICAL] += 1
-                changed = True
-            if spouse[i] == -2 and keyed_uniform(seed, _S_SPOUSE, i, month) < external_spouse_death:
-                spouse[i] = -1
-                if event[i] == 0:
-                    event_rows[n_events] = i
-                    n_events += 1
-                event[i] |= EVENT_WIDOWED
-            if changed:
-                if event[i] == 0:
-                    event_rows[n_events] = i
-                    n_events += 1
-                event[i] |= EVENT_NEED
-                flows[d, C_NEED_CHANGED] += 1
-        if NEED_LEVEL[health[i]] > 0 or medical[i]:
-            needy_rows[n_needy] = i
-            n_needy += 1
-            due = (entry_month[i] == month) or (i % 12 == month % 12)
-            if due:
-                if event[i] == 0:
-                    event_rows[n_events] = i
-                    n_events += 1
-                event[i] |= EVENT_REVIEW
-        age_m[i] += 1
-        if age_m[i] == 65 * 12:
-            aged[d, 0] += 1
-        elif age_m[i] == 80 * 12:
-            aged[d, 1] += 1
-        alive_idx[n_kept] = i
-        n_kept += 1
-    for k in range(n_events):
-        if event[event_rows[k]] & EVENT_WIDOWED and alive[event_rows[k]]:
-            flows[district[event_rows[k]], C_WIDOWED] += 1
-    return n_kept, n_events, n_needy
+    base, cells, cum = _cell_tables(death_prob, health_cum, medical_onset)
+    n_chunks = max(min(N_CHUNKS, n_alive), 1)
+    bounds = np.arange(n_chunks + 1, dtype=np.int64) * n_alive // n_chunks
+    sizes = np.zeros((n_chunks, 3), dtype=np.int64)
+    counts = np.zeros((n_chunks, stock.shape[0], _N_CHUNK_COUNTS), dtype=np.int64)
+    with _LOCK:
+        parts = _PARTS.get(n_alive)
+        _step_chunks(
+            bounds,
+            sizes,
+            counts,
+            alive_idx,
+            alive,
+            age_m,
+            sex,
+            district,
+            health,
+            medical,
+            spouse,
+            entry_month,
+            death_month,
+            base,
+            cells,
+            cum,
+            float(medical_remission),
+            float(external_spouse_death),
+            int(seed),
+            int(month),
+            event,
+            parts[_EVENTS],
+            parts[_NEEDY],
+            parts[_DEATHS],
+        )
+        n_kept, n_events, n_needy = _merge_chunks(
+            bounds,
+            sizes,
+            counts,
+            parts,
+            alive_idx,
+            n_alive,
+            alive,
+            district,
+            spouse,
+            event,
+            event_rows,
+            needy_rows,
+            stock,
+            flows,
+            aged,
+        )
+    return int(n_kept), int(n_events), int(n_needy)
 
 
 def stock_counts(pop, n_districts: int) -> np.ndarray:

@@ -71,7 +71,7 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 
 def care_frame(population: pd.DataFrame, care: list[np.ndarray], scale: float) -> pd.DataFrame:
     """Add the care-system KPIs (DESIGN.md section 8) to the population frame."""
-    from sim.care import REASONS, SPENDING, SUMS
+    from sim.delivery import REASONS, SPENDING, SUMS
 
     if not care:
         return population

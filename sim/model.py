@@ -64,6 +64,8 @@ class CareModel(mesa.Model):
         self._event_rows = np.zeros(0, dtype=np.int64)
         self._stock = stock_counts(self.pop, len(self.geo.districts))
         self._resident_pool: list[Resident] = []
+        self._decider_rows = np.zeros(0, dtype=np.int64)
+        self._agents_stale = False  # deciders recorded but not yet bound to Resident agents
         self._decider_agents: list[Resident] = []
         self._family_pool: list[Family] = []
         self._family_agents: list[Family] = []
@@ -74,6 +76,8 @@ class CareModel(mesa.Model):
         self.facilities = build_facilities(self.params, self.geo, weights, self.seed, self.scale)
         self.market = FacilityMarket(self.facilities, self.geo, self.params)
         self.facility_agents = [Facility(self, i) for i in range(self.facilities.size)]
+        # whether each facility is a bed (nursing home or integrated bed) rather than a day place
+        self.residential_facility = np.isin(self.facilities.kind, RESIDENTIAL)
 
     # -- time ---------------------------------------------------------------------------------
     def step(self) -> None:
@@ -166,8 +170,8 @@ class CareModel(mesa.Model):
         return self._event_rows
 
     def refresh_facility_state(self) -> None:
-        queued = self.needy_rows[self.pop.queue_facility[self.needy_rows] >= 0]
-        self.market.refresh(self.month, self.pop.queue_facility[queued].astype(np.int64))
+        queued = self.pop.queue_facility[self.needy_rows]
+        self.market.refresh(self.month, queued[queued >= 0].astype(np.int64))
 
     def record_admissions(self, facilities: np.ndarray) -> None:
         self.market.record_admissions(facilities)
@@ -178,7 +182,7 @@ class CareModel(mesa.Model):
     def in_residence(self, rows: np.ndarray) -> np.ndarray:
         """Whether each of `rows` lives in a nursing home or integrated medical-care bed."""
         f = self.pop.facility[rows]
-        return (f >= 0) & np.isin(self.facilities.kind[np.maximum(f, 0)], RESIDENTIAL)
+        return (f >= 0) & self.residential_facility[np.maximum(f, 0)]
 
     def facility_medical_capable(self) -> np.ndarray:
         return self.market.medical_now
@@ -201,6 +205,10 @@ class CareModel(mesa.Model):
         )
 
     def team_hours_by_district(self) -> np.ndarray:
+        """Home-care team staff hours per month by district (teams change each January)."""
+        return self._yearly_value("team_hours", self._team_hours)
+
+    def _team_hours(self) -> np.ndarray:
         year = int(decimal_year(self.month))
         weights = district_elderly_weights(self.geo) * self.geo.districts["urban_share"].to_numpy()
         return team_hours_by_district(self.params.services, year, weights)
@@ -221,34 +229,32 @@ class CareModel(mesa.Model):
         return self._yearly[name][1]
 
     def _coverage(self) -> np.ndarray:
-        rows = self.pop.alive_rows()
-        urban = rows[self.pop.urban[rows]]
-        neigh = self.pop.neigh[urban].astype(np.int64)
-        d = self.pop.district[urban].astype(np.int64)
+        """Living urban residents are counted per neighbourhood (a resident's neighbourhood lies
+        in their district), then weighted by whether the neighbourhood is covered."""
+        nb_district = self.geo.neighbourhoods["district"].to_numpy()
+        urban = self.pop.count_living(self.pop.urban, self.pop.neigh, nb_district.size)
+        covered = (
+            self.market.covered_by(CENTRE, self.month),
+            self.market.covered_by(DAY_URBAN, self.month),
+            True,
+        )
         n_d = len(self.geo.districts)
-        centre = self.market.covered_by(CENTRE, self.month)[neigh]
-        day = self.market.covered_by(DAY_URBAN, self.month)[neigh]
         return np.stack(
-            [
-                np.bincount(d, weights=centre, minlength=n_d),
-                np.bincount(d, weights=day, minlength=n_d),
-                np.bincount(d, minlength=n_d).astype(float),
-            ]
+            [np.bincount(nb_district, weights=urban * c, minlength=n_d) for c in covered]
         )
 
     def _poor_80plus(self) -> np.ndarray:
-        rows = self.pop.alive_rows()
-        sel = rows[(self.pop.age_m[rows] >= 960) & (self.pop.income[rows] <= 2)]
-        return np.bincount(
-            self.pop.district[sel].astype(np.int64), minlength=len(self.geo.districts)
-        ).astype(float)
+        """Flags from whole columns (cheaper than gathering the living rows), counted over the
+        living."""
+        pop = self.pop
+        poor_80 = (pop.age_m >= 960) & (pop.income <= 2)
+        return pop.count_living(poor_80, pop.district, len(self.geo.districts)).astype(float)
 
     def set_deciders(self, rows: np.ndarray) -> None:
-        """Materialise this month's deciders as Resident agents, and a Family agent for each
-        decider who lost a carer (their household's capacity changed the decision)."""
-        self._decider_agents = self.materialise(rows)
-        widowed = rows[(self.pop.event[rows] & EVENT_WIDOWED) != 0]
-        self._family_agents = self._bind(self._family_pool, Family, widowed)
+        """Record this month's deciders; their Resident agents (and a Family agent for each
+        decider who lost a carer) are materialised when `deciders` or `families` is read."""
+        self._decider_rows = rows
+        self._agents_stale = True
 
     # -- agents -------------------------------------------------------------------------------
     def materialise(self, rows: np.ndarray) -> list[Resident]:
@@ -263,14 +269,27 @@ class CareModel(mesa.Model):
             agent.row = row
         return agents
 
+    def _materialise_deciders(self) -> None:
+        if not self._agents_stale:
+            return
+        rows = self._decider_rows
+        self._decider_agents = self.materialise(rows)
+        widowed = rows[(self.pop.event[rows] & EVENT_WIDOWED) != 0]
+        self._family_agents = self._bind(self._family_pool, Family, widowed)
+        self._agents_stale = False
+
     @property
     def families(self) -> mesa.agent.AgentSet:
-        """This month's materialised households (deciders who lost a carer)."""
+        """This month's households whose capacity changed a decision (deciders who lost a
+        carer), as a Mesa AgentSet."""
+        self._materialise_deciders()
         return mesa.agent.AgentSet(self._family_agents, random=self.random)
 
     @property
     def deciders(self) -> mesa.agent.AgentSet:
-        """This month's materialised residents (those with an event), as a Mesa AgentSet."""
+        """This month's deciders (residents with an event, or waiting too long) as Resident
+        agents in a Mesa AgentSet."""
+        self._materialise_deciders()
         return mesa.agent.AgentSet(self._decider_agents, random=self.random)
 
     def resident(self, row: int) -> Resident:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import numba
 import numpy as np
 
 from sim.demography import AGE_MIN, N_AGES, initial_age_shares
@@ -47,12 +48,18 @@ COLUMNS: dict[str, tuple[type, int]] = {
 }
 
 
+@cache
 def district_elderly_weights(geo: Geography) -> np.ndarray:
-    """Estimated share of the city's 60+ in each district (population x relative death rate)."""
+    """Estimated share of the city's 60+ in each district (population x relative death rate).
+
+    Cached per geography (read every month), so the array is read-only.
+    """
     d = geo.districts
     city_rate = d["deaths_2024"].sum() / d["pop_2024"].sum() * 1000
     weights = d["pop_2024"].to_numpy() * d["death_rate_permille_2024"].to_numpy() / city_rate
-    return weights / weights.sum()
+    weights = weights / weights.sum()
+    weights.setflags(write=False)
+    return weights
 
 
 class Population:
@@ -91,6 +98,26 @@ class Population:
         """Rows of the living residents, in key order."""
         return self.alive_idx[: self.n_alive]
 
+    def count_living(self, where: np.ndarray, by: np.ndarray, n: int) -> np.ndarray:
+        """Living residents whose `where` column is set, counted by the value of the `by` column
+        (0..n-1); one compiled pass over the living rows instead of gathering them."""
+        return _count_living(self.alive_idx, self.n_alive, where, by, n)
+
+
+@numba.njit(cache=True)
+def _count_living(
+    alive_idx: np.ndarray, n_alive: int, where: np.ndarray, by: np.ndarray, n: int
+) -> np.ndarray:
+    counts = np.zeros(n, dtype=np.int64)
+    for k in range(n_alive):
+        row = alive_idx[k]
+        if where[row]:
+            value = by[row]
+            if value < 0 or value >= n:
+                raise IndexError("count_living: a value of `by` is outside 0..n-1")
+            counts[value] += 1
+    return counts
+
 
 def fill_new_rows(
     pop: Population,
@@ -113,27 +140,28 @@ def fill_new_rows(
     ]
     sex = (uniforms(seed, Stream.INIT_SEX, keys, month_key) < female_share).astype(np.int8)
 
-    urban_share = geo.districts["urban_share"].to_numpy()[district]
-    urban_share = np.clip(urban_share * params.demography.urban_elderly_factor, 0, 1)
-    has_villages = _placement(geo)[1]
-    urban = (uniforms(seed, Stream.INIT_URBAN, keys, month_key) < urban_share) | ~has_villages[
-        district
-    ]
+    _, has_villages, district_urban_share = _placement(geo)
+    urban_share = np.clip(district_urban_share * params.demography.urban_elderly_factor, 0, 1)
+    urban = (uniforms(seed, Stream.INIT_URBAN, keys, month_key) < urban_share[district]) | (
+        ~has_villages[district]
+    )
     neigh = _draw_neighbourhood(
         geo, district, urban, uniforms(seed, Stream.INIT_NEIGHBOURHOOD, keys, month_key)
     )
 
-    health = categorical(
-        uniforms(seed, Stream.INIT_HEALTH, keys, month_key), tables.prevalence[sex, age_idx]
+    n_sexes, n_ages, n_states = tables.prevalence.shape
+    health = _categorical_by(
+        sex.astype(np.int64) * n_ages + age_idx,
+        uniforms(seed, Stream.INIT_HEALTH, keys, month_key),
+        tables.prevalence.reshape(n_sexes * n_ages, n_states),
     ).astype(np.int8)
     med_prev = np.asarray(params.health.medical_need_prevalence)[health]
     medical = uniforms(seed, Stream.INIT_MEDICAL, keys, month_key) < med_prev
-    income_shares = np.where(
-        urban[:, None],
-        np.asarray(params.income.urban_shares),
-        np.asarray(params.income.rural_shares),
+    income = _categorical_by(
+        urban.astype(np.int64),
+        uniforms(seed, Stream.INIT_INCOME, keys, month_key),
+        np.array([params.income.rural_shares, params.income.urban_shares]),
     )
-    income = categorical(uniforms(seed, Stream.INIT_INCOME, keys, month_key), income_shares)
 
     married = draw_married(keys, age_years, seed, month_key, params.households)
     n_children, child_place = draw_children(keys, age_years, seed, month_key, params.households)
@@ -154,8 +182,9 @@ def fill_new_rows(
 
 
 @cache
-def _placement(geo: Geography) -> tuple[dict, np.ndarray]:
-    """Candidate neighbourhoods and weights per (district, urban?); districts with villages."""
+def _placement(geo: Geography) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Candidate neighbourhoods and weights per (district, urban?); districts with villages; the
+    districts' urban shares."""
     nb = geo.neighbourhoods
     candidates = {}
     for code in geo.districts.index:
@@ -164,7 +193,7 @@ def _placement(geo: Geography) -> tuple[dict, np.ndarray]:
             weight = np.ones(ids.size) if is_urban else nb.loc[ids, "registered_pop"].to_numpy()
             candidates[(int(code), is_urban)] = (ids, weight)
     has_villages = np.array([candidates[(int(c), False)][0].size > 0 for c in geo.districts.index])
-    return candidates, has_villages
+    return candidates, has_villages, geo.districts["urban_share"].to_numpy()
 
 
 def _draw_neighbourhood(
@@ -172,15 +201,33 @@ def _draw_neighbourhood(
 ) -> np.ndarray:
     """Neighbourhood id: urban residents over their district's communities (evenly), rural ones
     over its villages in proportion to registered village size."""
-    candidates, _ = _placement(geo)
+    candidates = _placement(geo)[0]
     out = np.empty(district.size, dtype=np.int16)
-    for code in np.unique(district):
-        for is_urban in (True, False):
-            sel = (district == code) & (urban == is_urban)
-            if sel.any():
-                ids, weight = candidates[(int(code), is_urban)]
-                out[sel] = ids[categorical(u[sel], weight)]
+    for group, idx in _groups(district * 2 + urban):
+        ids, weight = candidates[(group // 2, bool(group % 2))]
+        out[idx] = ids[categorical(u[idx], weight)]
     return out
+
+
+def _categorical_by(group: np.ndarray, u: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """`categorical(u, probs[group])`, drawn group by group: the same categories, without a
+    cumulative sum per row."""
+    out = np.empty(u.size, dtype=np.int64)
+    for g, idx in _groups(group):
+        out[idx] = categorical(u[idx], probs[g])
+    return out
+
+
+def _groups(key: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(value, indices having it) for each distinct value of a non-negative integer `key`, from one
+    sort rather than a mask per value (keys are small, so the narrowest dtype sorts by radix)."""
+    if key.size == 0:
+        return []
+    order = np.argsort(key.astype(np.min_scalar_type(int(key.max()))), kind="stable")
+    sorted_key = key[order]
+    cuts = np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1
+    starts = np.r_[0, cuts]
+    return [(int(sorted_key[s]), idx) for s, idx in zip(starts, np.split(order, cuts), strict=True)]
 
 
 def synthesise(

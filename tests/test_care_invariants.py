@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sim.care
+import sim.delivery
 from sim.facilities import PUBLIC, RESIDENTIAL
 from sim.metrics import CITY
 from sim.model import CareModel
@@ -47,7 +48,7 @@ KPI_COLUMNS = [
     "unmet_care_hours",
     "family_care_hours",
     "carers_overloaded",
-    *(f"spending_{s}" for s in sim.care.SPENDING),
+    *(f"spending_{s}" for s in sim.delivery.SPENDING),
     "spending_total",
     *(f"unmet_reason_{r}" for r in sim.care.REASONS),
     *(f"empty_reason_{r}" for r in sim.care.REASONS),

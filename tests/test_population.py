@@ -16,7 +16,8 @@ from sim.kernels import EVENT_WIDOWED, N_COUNTS, stock_counts
 from sim.metrics import CITY, POPULATION_COLUMNS
 from sim.model import CareModel
 from sim.params import Params
-from sim.population import Population, district_elderly_weights
+from sim.population import Population, _categorical_by, district_elderly_weights
+from sim.rng import categorical
 
 N_STOCK = 9  # columns C_60..C_MEDICAL of the stock
 COUNT_COLUMNS = list(POPULATION_COLUMNS)
@@ -247,6 +248,28 @@ def test_incremental_stock_equals_recount(census: CareModel) -> None:
     fresh = stock_counts(census.pop, 10)
     assert fresh.shape == census._stock.shape == (10, N_COUNTS)
     np.testing.assert_array_equal(census._stock[:, :N_STOCK], fresh[:, :N_STOCK])
+
+
+def test_neighbourhood_lies_in_district(census: CareModel) -> None:
+    """Residents never move, so a resident's neighbourhood is in their district (the coverage
+    sums count urban residents per neighbourhood and add them up by its district)."""
+    pop, n = census.pop, census.pop.size
+    nb_district = census.geo.neighbourhoods["district"].to_numpy()
+    np.testing.assert_array_equal(nb_district[pop.neigh[:n]], pop.district[:n])
+
+
+def test_categorical_by_group_equals_per_row_probabilities() -> None:
+    """Drawing with one probability vector per group gives the categories `categorical` gives with
+    a vector per row (including categories of probability zero and draws on a cumulative edge)."""
+    rng = np.random.default_rng(5)
+    probs = rng.random((7, 5)) * (rng.random((7, 5)) < 0.7)
+    probs[:, 0] += 0.01
+    group = rng.integers(0, 7, 20_000)
+    u = rng.random(group.size)
+    cum = np.cumsum(probs, axis=1)
+    cum = cum / cum[:, -1:]
+    u[:7] = cum[group[:7], 1]
+    np.testing.assert_array_equal(_categorical_by(group, u, probs), categorical(u, probs[group]))
 
 
 # -- spouses -----------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""The monthly population kernel alone: milliseconds per month and nanoseconds per living row.
+
+Usage: python benchmarks/bench_kernel.py [--month 2030-01] [--scale 1] [--repeat 7] [--threads 1,2]
+Runs the population (no care system) up to the month before `--month`, then times the kernel
+step of that month (`CareModel._run_kernel`) several times on the same state, restoring the
+columns it changes after each call; prints the median and the best for each numba thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numba
+import numpy as np
+
+# every column the kernel writes (it also rewrites the stock counts and the living-row count)
+WRITTEN = ("alive_idx", "alive", "age_m", "health", "medical", "spouse", "death_month", "event")
+
+
+def prepared_model(month: str, scale: float, seed: int):
+    """A population-only model whose next step is `month`, with last month's events cleared."""
+    from sim import CareModel
+    from sim.calendar import month_index
+
+    model = CareModel(seed=seed, scale=scale, care=False)
+    model.run_for(month_index(month))
+    model.pop.event[model.event_rows] = 0
+    return model
+
+
+def time_kernel(model, repeat: int) -> list[float]:
+    """Seconds per call of the kernel step, each on the same starting state."""
+    pop = model.pop
+    saved = {name: getattr(pop, name).copy() for name in WRITTEN}
+    n_alive, stock = pop.n_alive, model._stock.copy()
+    seconds = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        model._run_kernel()
+        seconds.append(time.perf_counter() - t0)
+        for name, column in saved.items():
+            getattr(pop, name)[:] = column
+        pop.n_alive, model._stock = n_alive, stock.copy()
+    return seconds
+
+
+def threading_layer() -> str:
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run
+        return "none (serial kernel)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--month", default="2030-01")
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--threads", default="1,2", help="numba thread counts, comma-separated")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    model = prepared_model(args.month, args.scale, args.seed)
+    build_s = time.perf_counter() - t0
+    time_kernel(model, 1)  # compile or load the kernels, start the thread pool
+    print(
+        f"population to {args.month} in {build_s:.1f} s; {model.pop.n_alive:,} living rows; "
+        f"threading layer: {threading_layer()}"
+    )
+    for threads in (int(t) for t in args.threads.split(",")):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        seconds = np.array(time_kernel(model, args.repeat))
+        per_row = seconds / model.pop.n_alive * 1e9
+        print(
+            f"{numba.get_num_threads()} thread(s): {np.median(seconds) * 1e3:6.1f} ms/month "
+            f"(best {seconds.min() * 1e3:.1f}), {np.median(per_row):5.1f} ns/row "
+            f"(best {per_row.min():.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()

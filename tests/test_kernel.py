@@ -1,0 +1,277 @@
+"""The parallel population kernel against a plain serial reference, and across thread counts.
+
+The reference is the kernel's specification written as one serial loop over the living rows in
+key order (the kernel's own form before it ran in parallel chunks). The compiled kernel must give
+the same columns, counts and lists bit for bit, whatever the number of numba threads; only the
+order of the event rows is free.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numba
+import numpy as np
+import pytest
+
+from sim.demography import N_AGES
+from sim.health import N_STATES
+from sim.kernels import (
+    C_60,
+    C_65,
+    C_80,
+    C_DEATHS,
+    C_ENTRANTS,
+    C_MEDICAL,
+    C_NEED_CHANGED,
+    C_STATE0,
+    C_WIDOWED,
+    EVENT_DIED,
+    EVENT_NEED,
+    EVENT_REVIEW,
+    EVENT_WIDOWED,
+    N_CHUNKS,
+    NEED_LEVEL,
+    step_population,
+)
+from sim.model import CareModel
+from sim.rng import Stream, uniforms
+
+SCALE = 100  # ~24k rows: a few hundred per chunk
+MONTHS = 3
+ARGUMENTS = list(inspect.signature(step_population).parameters)
+WRITTEN = ("alive", "age_m", "health", "medical", "spouse", "death_month", "event")
+
+
+def _copy(inputs: dict) -> dict:
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+
+
+def _run_kernel(inputs: dict, threads: int) -> dict:
+    """The compiled kernel on copies of the inputs with `threads` numba threads."""
+    a = _copy(inputs)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        a["result"] = step_population(**a)
+    finally:
+        numba.set_num_threads(before)
+    return a
+
+
+def _serial_reference(inputs: dict) -> dict:
+    """The kernel's specification, one living row after another in key order (plain Python)."""
+    a = _copy(inputs)
+    alive_idx, n_alive, seed, month = a["alive_idx"], a["n_alive"], a["seed"], a["month"]
+    alive, age_m, sex, district = a["alive"], a["age_m"], a["sex"], a["district"]
+    health, medical, spouse, event = a["health"], a["medical"], a["spouse"], a["event"]
+    entry_month, death_month = a["entry_month"], a["death_month"]
+    death_prob, cum, onset = a["death_prob"], a["health_cum"], a["medical_onset"]
+    stock, flows, aged = a["stock"], a["flows"], a["aged"]
+    living = alive_idx[:n_alive].copy()
+    draws = {
+        s: dict(zip(living.tolist(), uniforms(seed, s, living, month).tolist(), strict=True))
+        for s in (Stream.DEATH, Stream.HEALTH, Stream.MEDICAL, Stream.SPOUSE)
+    }
+    events: list[int] = []
+    needy: list[int] = []
+    kept: list[int] = []
+
+    def mark(row: int, bit: int) -> None:
+        if event[row] == 0:
+            events.append(row)
+        event[row] |= bit
+
+    for i in living.tolist():
+        d, h = int(district[i]), int(health[i])
+        if entry_month[i] == month:
+            flows[d, C_ENTRANTS] += 1
+            stock[d, C_60] += 1
+            stock[d, C_STATE0 + h] += 1
+            stock[d, C_MEDICAL] += bool(medical[i])
+        else:
+            years = int(age_m[i]) // 12
+            ai, s = min(years - 60, death_prob.shape[1] - 1), int(sex[i])
+            if draws[Stream.DEATH][i] < death_prob[s, ai, h]:
+                alive[i], death_month[i] = False, month
+                mark(i, EVENT_DIED)
+                flows[d, C_DEATHS] += 1
+                stock[d, C_60] -= 1
+                stock[d, C_STATE0 + h] -= 1
+                stock[d, C_65] -= years >= 65
+                stock[d, C_80] -= years >= 80
+                stock[d, C_MEDICAL] -= bool(medical[i])
+                j = int(spouse[i])
+                if j >= 0:
+                    spouse[j] = -1
+                    mark(j, EVENT_WIDOWED)
+                continue
+            u = draws[Stream.HEALTH][i]
+            new_h = 0
+            while u >= cum[s, ai, h, new_h] and new_h < N_STATES - 1:
+                new_h += 1
+            if new_h != h:
+                health[i] = new_h
+                stock[d, C_STATE0 + h] -= 1
+                stock[d, C_STATE0 + new_h] += 1
+            changed = NEED_LEVEL[new_h] != NEED_LEVEL[h]
+            u = draws[Stream.MEDICAL][i]
+            if medical[i] and u < a["medical_remission"]:
+                medical[i], changed = False, True
+                stock[d, C_MEDICAL] -= 1
+            elif not medical[i] and u < onset[new_h]:
+                medical[i], changed = True, True
+                stock[d, C_MEDICAL] += 1
+            if spouse[i] == -2 and draws[Stream.SPOUSE][i] < a["external_spouse_death"]:
+                spouse[i] = -1
+                mark(i, EVENT_WIDOWED)
+            if changed:
+                mark(i, EVENT_NEED)
+                flows[d, C_NEED_CHANGED] += 1
+        if NEED_LEVEL[health[i]] > 0 or medical[i]:
+            needy.append(i)
+            if entry_month[i] == month or i % 12 == month % 12:
+                mark(i, EVENT_REVIEW)
+        age_m[i] += 1
+        aged[d, 0] += age_m[i] == 65 * 12
+        aged[d, 1] += age_m[i] == 80 * 12
+        kept.append(i)
+    for row in events:
+        flows[district[row], C_WIDOWED] += bool(event[row] & EVENT_WIDOWED and alive[row])
+    alive_idx[: len(kept)] = kept
+    a["event_rows"][: len(events)] = events
+    a["needy_rows"][: len(needy)] = needy
+    a["result"] = (len(kept), len(events), len(needy))
+    return a
+
+
+def _assert_same(got: dict, expected: dict) -> None:
+    n_kept, n_events, n_needy = expected["result"]
+    assert got["result"] == expected["result"]
+    np.testing.assert_array_equal(got["alive_idx"][:n_kept], expected["alive_idx"][:n_kept])
+    np.testing.assert_array_equal(got["needy_rows"][:n_needy], expected["needy_rows"][:n_needy])
+    rows = got["event_rows"][:n_events]
+    assert np.unique(rows).size == n_events  # each row once
+    np.testing.assert_array_equal(np.sort(rows), np.sort(expected["event_rows"][:n_events]))
+    for name in (*WRITTEN, "stock", "flows", "aged"):
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def months() -> list[dict]:
+    """The kernel's inputs in the first MONTHS months of a small population-only run, as the
+    model passes them (recorded on the way in)."""
+    recorded = []
+
+    def recorder(*args):
+        recorded.append(_copy(dict(zip(ARGUMENTS, args, strict=True))))
+        return step_population(*args)
+
+    model = CareModel(seed=3, scale=SCALE, care=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("sim.model.step_population", recorder)
+        model.run_for(MONTHS)
+    return recorded
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_kernel_matches_serial_reference(months: list[dict], threads: int) -> None:
+    for inputs in months:
+        assert inputs["n_alive"] > 50 * N_CHUNKS
+        _assert_same(_run_kernel(inputs, threads), _serial_reference(inputs))
+
+
+def test_kernel_identical_with_one_and_two_threads(months: list[dict]) -> None:
+    for inputs in months:
+        one, two = _run_kernel(inputs, 1), _run_kernel(inputs, 2)
+        assert one["result"] == two["result"]
+        n_kept, n_events, n_needy = one["result"]
+        for name, n in (("alive_idx", n_kept), ("event_rows", n_events), ("needy_rows", n_needy)):
+            np.testing.assert_array_equal(one[name][:n], two[name][:n], err_msg=name)
+        for name in (*WRITTEN, "stock", "flows", "aged"):
+            np.testing.assert_array_equal(one[name], two[name], err_msg=name)
+
+
+def _couples(n_rows: int) -> dict:
+    """A hand-made population where state 4 always dies and nobody changes state: couples who
+    both die, one of whom dies, spouses outside who die, entrants, rows in every chunk."""
+    rng = np.random.default_rng(5)
+    health = rng.choice([0, 2, 4], size=n_rows, p=[0.5, 0.25, 0.25]).astype(np.int8)
+    spouse = np.full(n_rows, -1, dtype=np.int32)
+    spouse[rng.random(n_rows) < 0.2] = -2
+    pairs = rng.permutation(n_rows)[: n_rows // 4 * 2].reshape(-1, 2)
+    spouse[pairs[:, 0]], spouse[pairs[:, 1]] = pairs[:, 1], pairs[:, 0]
+    death_prob = np.zeros((2, N_AGES, N_STATES))
+    death_prob[:, :, 4] = 1.0
+    cum = np.broadcast_to(np.tril(np.ones((N_STATES, N_STATES))).T, (2, N_AGES, N_STATES, N_STATES))
+    month = 7
+    entry_month = np.where(rng.random(n_rows) < 0.05, month, -1).astype(np.int16)
+    stock = np.zeros((3, 13), dtype=np.int64)
+    return {
+        "alive_idx": np.arange(n_rows, dtype=np.int64),
+        "n_alive": n_rows,
+        "alive": np.ones(n_rows, dtype=bool),
+        "age_m": rng.integers(720, 1320, size=n_rows).astype(np.int16),
+        "sex": rng.integers(0, 2, size=n_rows).astype(np.int8),
+        "district": rng.integers(0, 3, size=n_rows).astype(np.int8),
+        "health": health,
+        "medical": rng.random(n_rows) < 0.1,
+        "spouse": spouse,
+        "entry_month": entry_month,
+        "death_month": np.full(n_rows, -1, dtype=np.int16),
+        "death_prob": death_prob,
+        "health_cum": np.ascontiguousarray(cum),
+        "medical_onset": np.full(N_STATES, 0.01),
+        "medical_remission": 0.02,
+        "external_spouse_death": 0.5,
+        "seed": 9,
+        "month": month,
+        "stock": stock,
+        "flows": np.zeros_like(stock),
+        "aged": np.zeros((3, 2), dtype=np.int64),
+        "event": np.zeros(n_rows, dtype=np.uint8),
+        "event_rows": np.full(n_rows, -9, dtype=np.int64),
+        "needy_rows": np.full(n_rows, -9, dtype=np.int64),
+    }
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 7, N_CHUNKS + 3, 5000])
+def test_widowhood_and_small_populations(n_rows: int) -> None:
+    inputs = _couples(n_rows)
+    expected = _serial_reference(inputs)
+    for threads in (1, 2):
+        _assert_same(_run_kernel(inputs, threads), expected)
+    if n_rows == 5000:  # couples who both died: the first in key order keeps the link
+        first, second = np.array([(a, b) for a, b in enumerate(inputs["spouse"]) if a < b]).T
+        both = ~expected["alive"][first] & ~expected["alive"][second]
+        assert both.sum() > 10
+        first, second = first[both], second[both]
+        assert (expected["spouse"][first] == second).all()
+        assert (expected["spouse"][second] == -1).all()
+        assert (expected["event"][first] == EVENT_DIED).all()
+        assert (expected["event"][second] == EVENT_DIED | EVENT_WIDOWED).all()
+        assert expected["flows"][:, C_WIDOWED].sum() > 0
+
+
+def test_concurrent_calls_from_threads() -> None:
+    """Models may run in threads (the app does): concurrent calls must neither crash numba's
+    threading layer nor mix their results."""
+    inputs = _couples(3000)
+    expected = _serial_reference(inputs)
+    results: list[dict] = []
+
+    def work() -> None:
+        for _ in range(5):
+            a = _copy(inputs)
+            a["result"] = step_population(**a)
+            results.append(a)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 20
+    for got in results:
+        _assert_same(got, expected)

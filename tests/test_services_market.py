@@ -1,0 +1,175 @@
+"""The shortcuts in home-care dispatch and the facility market against brute force: `dispatch`
+equals serving every request in sorted key order; the kept choice distances, coverage and
+covering centres equal a fresh all-pairs computation, across openings; the yearly coverage and
+old-age allowance sums equal a count per resident."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sim.facilities import CENTRE, DAY_RURAL, DAY_URBAN, RESIDENTIAL
+from sim.model import CareModel
+from sim.rng import Stream, uniforms
+from sim.services import dispatch
+
+SCALE = 50
+
+
+def _dispatch_by_full_sort(capacity, rows, district, request, priority, seed, month):
+    """Serve every request in (district, priority, keyed tie-break) order, one at a time."""
+    tie = uniforms(seed, Stream.DISPATCH, rows, month)
+    levels = int(priority.max()) + 1
+    order = np.argsort((district * levels + priority) * 2.0 + tie, kind="stable")
+    left = capacity.astype(float).copy()
+    granted = np.zeros(rows.size)
+    for i in order:
+        granted[i] = min(max(left[district[i]], 0.0), request[i])
+        left[district[i]] -= request[i]
+    return granted
+
+
+def _dispatch_case(rng, n, n_districts, levels, binding):
+    rows = rng.choice(10**7, n, replace=False)
+    district = rng.integers(0, n_districts, n)
+    priority = rng.integers(0, levels, n)
+    request = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0, 80, n))
+    demand = np.bincount(district, weights=request, minlength=n_districts)
+    capacity = demand * np.where(binding, rng.uniform(0.05, 0.95, n_districts), 1.5)
+    return capacity, rows, district, request, priority
+
+
+@pytest.mark.parametrize("n", [1, 7, 300, 20_000])
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_dispatch_equals_full_sort(n, levels):
+    rng = np.random.default_rng(n * 10 + levels)
+    binding = np.array([True, False, True, True, False])  # districts within and over capacity
+    case = _dispatch_case(rng, n, binding.size, levels, binding)
+    for month in range(3):
+        granted = dispatch(*case, 5, month)
+        assert np.allclose(granted, _dispatch_by_full_sort(*case, 5, month), rtol=0, atol=1e-9)
+
+
+def test_dispatch_equal_requests_and_zero_capacity():
+    """Equal requests (as medical visits are) fill capacity exactly; a district without hours
+    grants nothing; a single partly served request gets what is left."""
+    rng = np.random.default_rng(2)
+    n = 5_000
+    rows = rng.choice(10**7, n, replace=False)
+    district = rng.integers(0, 3, n)
+    priority = rng.integers(0, 2, n)
+    request = np.full(n, 4.0)
+    capacity = np.array([400.0, 0.0, 1002.0])
+    granted = dispatch(capacity, rows, district, request, priority, 9, 40)
+    expected = _dispatch_by_full_sort(capacity, rows, district, request, priority, 9, 40)
+    assert np.array_equal(granted, expected)
+    assert np.bincount(district, weights=granted, minlength=3).tolist() == [400.0, 0.0, 1002.0]
+    assert np.sum((granted > 0) & (granted < request)) == 1
+
+
+# -- facility market ------------------------------------------------------------------------
+def _all_pairs_km(model: CareModel, facilities: np.ndarray) -> np.ndarray:
+    nb = model.geo.neighbourhoods
+    x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
+    at = model.facilities.neigh[facilities]
+    return np.hypot(x[:, None] - x[at][None, :], y[:, None] - y[at][None, :])
+
+
+def _fresh_pick(model: CareModel, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best facility of `kind` per neighbourhood from the full distance matrix of `month`."""
+    t, market, choice = model.facilities, model.market, model.params.choice
+    nb_district = model.geo.neighbourhoods["district"].to_numpy()
+    city = np.flatnonzero(t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0))
+    km = _all_pairs_km(model, city)
+    best = np.full(nb_district.size, -1)
+    dist = np.zeros(nb_district.size)
+    for i, d in enumerate(nb_district):
+        cols = np.flatnonzero(t.district[city] == d)
+        cols = cols if cols.size else np.arange(city.size)
+        score = (
+            choice.distance_per_km * km[i, cols] + choice.wait_per_month * market.wait[city[cols]]
+        )
+        j = cols[np.argmax(score)]
+        best[i], dist[i] = city[j], km[i, j]
+    return best, dist
+
+
+def _fresh_coverage(model: CareModel, month: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Covered neighbourhoods per kind and the covering centre, from all pairs."""
+    t, svc = model.facilities, model.params.services
+    n_nb = len(model.geo.neighbourhoods)
+    covered, covering, best_km = {}, np.full(n_nb, -1), np.full(n_nb, np.inf)
+    for kind, radius in ((CENTRE, svc.community_radius_km), (DAY_URBAN, svc.day_care_radius_km)):
+        ids = np.flatnonzero(t.is_open(month) & (t.kind == kind))
+        km = _all_pairs_km(model, ids)
+        covered[kind] = (km <= radius).any(axis=1)
+        nearest = km.argmin(axis=1)
+        dist = km[np.arange(n_nb), nearest]
+        better = (dist <= radius) & (dist < best_km)
+        covering[better], best_km[better] = ids[nearest[better]], dist[better]
+    rural = np.flatnonzero(t.is_open(month) & (t.kind == DAY_RURAL))
+    covering[t.neigh[rural]] = rural
+    return covered, covering
+
+
+@pytest.fixture(scope="module")
+def market_run() -> list[dict]:
+    """A scale-50 run through two rounds of openings (each January), checked every month."""
+    model = CareModel(seed=3, scale=SCALE)
+    neigh = np.arange(len(model.geo.neighbourhoods))
+    months = []
+    for month in range(26):
+        model.step()
+        picks = {kind: model.market.pick(kind, neigh) for kind in RESIDENTIAL}
+        fresh = {kind: _fresh_pick(model, kind, month) for kind in RESIDENTIAL}
+        coverage = None
+        if month % 12 == 0:
+            cover = {k: model.market.covered_by(k, month) for k in (CENTRE, DAY_URBAN)}
+            coverage = (cover, model.market.covering, _fresh_coverage(model, month))
+        months.append({"picks": picks, "fresh": fresh, "coverage": coverage})
+    return months
+
+
+def test_kept_choice_distances_equal_fresh_computation(market_run):
+    for month, m in enumerate(market_run):
+        for kind in RESIDENTIAL:
+            best, km = m["picks"][kind]
+            fresh_best, fresh_km = m["fresh"][kind]
+            assert np.array_equal(best, fresh_best), (month, kind)
+            assert np.array_equal(km, fresh_km), (month, kind)
+
+
+def test_coverage_equals_all_pairs(market_run):
+    januaries = [m["coverage"] for m in market_run if m["coverage"] is not None]
+    assert len(januaries) == 3
+    for cover, covering, (fresh_cover, fresh_covering) in januaries:
+        for kind in (CENTRE, DAY_URBAN):
+            assert np.array_equal(cover[kind], fresh_cover[kind])
+        assert np.array_equal(covering, fresh_covering)
+
+
+@pytest.fixture(scope="module")
+def january() -> CareModel:
+    model = CareModel(seed=2, scale=SCALE)
+    model.run_until("2017-01")  # the yearly sums were taken in this January's step
+    return model
+
+
+def test_coverage_sums_count_each_urban_resident(january: CareModel):
+    pop, rows, month = january.pop, january.pop.alive_rows(), january.month - 1
+    urban = rows[pop.urban[rows]]
+    d = pop.district[urban].astype(np.int64)
+    covered = [
+        january.market.covered_by(kind, month)[pop.neigh[urban]] for kind in (CENTRE, DAY_URBAN)
+    ]
+    expected = [np.bincount(d, weights=c, minlength=10) for c in covered]
+    expected.append(np.bincount(d, minlength=10).astype(float))
+    assert np.array_equal(january.coverage_sums(), np.stack(expected))
+
+
+def test_poor_80plus_counts_each_resident(january: CareModel):
+    pop, rows = january.pop, january.pop.alive_rows()
+    poor_80 = rows[(pop.age_m[rows] >= 960) & (pop.income[rows] <= 2)]
+    expected = np.bincount(pop.district[poor_80], minlength=10).astype(float)
+    assert expected.sum() > 0
+    assert np.array_equal(january.poor_80plus_by_district(), expected)
