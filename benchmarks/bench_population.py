@@ -1,8 +1,10 @@
 """Full city, 2016-01 to 2035-12: wall time and peak memory, population alone and whole model.
 
 Usage: python benchmarks/bench_population.py [--until 2035-12] [--scale 1] [--only population|model]
+                                            [--profile N]
 Each part runs in a fresh process so its peak memory is its own; numba kernels are compiled (and
-cached) by a tiny warm-up run first, outside the timing.
+cached) by a tiny warm-up run first, outside the timing. --profile N runs the model under cProfile
+and prints the N functions with the most own time (the timings then include profiling overhead).
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import sys
 import time
 
 
-def measure(care: bool, until: str, scale: float, seed: int) -> dict:
+def measure(care: bool, until: str, scale: float, seed: int, profile: int = 0) -> dict:
     """Build and run one model in this process; returns timings and peak memory."""
+    import cProfile
+    import pstats
+
     from sim import CareModel
 
     warm = CareModel(seed=seed, scale=1000, care=care)
@@ -24,8 +29,14 @@ def measure(care: bool, until: str, scale: float, seed: int) -> dict:
     t0 = time.perf_counter()
     model = CareModel(seed=seed, scale=scale, care=care)
     t1 = time.perf_counter()
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
     model.run_until(until)
     t2 = time.perf_counter()
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(profile)
     frame = model.metrics()
     t3 = time.perf_counter()
     city = frame[frame["district"] == "Taiyuan"].iloc[-1]
@@ -47,10 +58,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", choices=["population", "model"])
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = measure(args.only == "model", args.until, args.scale, args.seed)
+        result = measure(args.only == "model", args.until, args.scale, args.seed, args.profile)
         print(json.dumps(result))
         return
     parts = [args.only] if args.only else ["population", "model"]
@@ -67,8 +79,13 @@ def main() -> None:
             str(args.scale),
             "--seed",
             str(args.seed),
+            "--profile",
+            str(args.profile),
         ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        out = done.stdout
+        if args.profile:
+            print(done.stderr)
         r = json.loads(out.strip().splitlines()[-1])
         print(
             f"{part:10s} build {r['build_s']:5.2f} s  run {r['run_s']:6.2f} s "

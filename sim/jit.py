@@ -1,4 +1,4 @@
-"""Helpers for the compiled per-row loops of the care choice and of family care capacity.
+"""Helpers for the compiled per-row loops (population kernel, care choice, family capacity).
 
 `row_function` and `kernel` compile (numba) without reference counting. These loops only read and
 write arrays they are given, in NamedTuples; with counting on, numba increfs and decrefs every

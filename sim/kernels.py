@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from sim.demography import AGE_MIN
+from sim.jit import kernel, row_function
 from sim.rng import Stream, keyed_uniform
 
 # Columns of the per-district count array filled by the kernel.
@@ -68,10 +69,7 @@ _M65, _M80 = 65 * 12, 80 * 12
 _U = np.uint64
 _STATE0 = _U(C_STATE0)
 
-# The row code allocates nothing, so it is compiled without reference counting: with it, numba
-# increfs and decrefs the arrays passed to every inlined helper, in every row.
-_row_helper = numba.njit(inline="always", cache=True, _nrt=False)
-_row_loop = numba.njit(cache=True, _nrt=False)
+# The row code allocates nothing, so it is compiled without reference counting (sim/jit.py).
 
 
 # -- tables -------------------------------------------------------------------------------------
@@ -103,7 +101,7 @@ def _cell_tables(
 
 
 # -- one row ------------------------------------------------------------------------------------
-@_row_helper
+@row_function
 def _mark(event, event_rows, start, n_events, row, bit):
     """Set an event bit; a row's first event this month adds it to event_rows[start + n]."""
     if event[row] == 0:
@@ -113,7 +111,7 @@ def _mark(event, event_rows, start, n_events, row, bit):
     return n_events
 
 
-@_row_helper
+@row_function
 def _count_entrant(counts, d, h, medical_now):
     """An entrant of this month was drawn in their state already: only counted."""
     counts[d, C_ENTRANTS] += 1
@@ -123,7 +121,7 @@ def _count_entrant(counts, d, h, medical_now):
         counts[d, C_MEDICAL] += 1
 
 
-@_row_helper
+@row_function
 def _count_death(counts, d, h, age_months, medical_now):
     """Take a person who died out of the stock of their district."""
     counts[d, C_DEATHS] += 1
@@ -137,7 +135,7 @@ def _count_death(counts, d, h, age_months, medical_now):
         counts[d, C_MEDICAL] -= 1
 
 
-@_row_helper
+@row_function
 def _next_health(u, cells, cum, cell, h):
     """State after one month for the health uniform u; most people stay, so test that first."""
     if cells[cell, _STAY_LOW] <= u < cells[cell, _STAY_HIGH]:
@@ -149,7 +147,7 @@ def _next_health(u, cells, cum, cell, h):
     return new_h
 
 
-@_row_helper
+@row_function
 def _draws(seed, month, i):
     """Row i's uniforms for death, health and medical need this month."""
     return (
@@ -159,7 +157,7 @@ def _draws(seed, month, i):
     )
 
 
-@_row_loop
+@kernel
 def _step_chunk(
     lo,
     hi,
@@ -317,7 +315,7 @@ def _step_chunks(
         sizes[c, _DEATHS] = dead
 
 
-@_row_helper
+@row_function
 def _copy_down(source, start, target, to, size):
     """target[to:to + size] = source[start:start + size], where target may be source with
     to <= start: copying forward is then safe, and with unsigned indices LLVM vectorises it."""
