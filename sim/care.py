@@ -67,7 +67,6 @@ def care_month(model: CareModel) -> np.ndarray:
         fac, month, applicants, target, priority, pop.queue_since[applicants], model.seed
     )
     rows_in = applicants[admitted]
-    model.record_admissions(target[admitted])
     pop.facility[rows_in] = target[admitted]
     pop.arrangement[rows_in] = [_OPTION_OF_KIND[int(k)] for k in fac.kind[target[admitted]]]
     pop.queue_facility[rows_in] = -1

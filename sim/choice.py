@@ -45,7 +45,6 @@ RESIDENTIAL_OPTIONS = (PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED)
 OPTION_KIND = {PUBLIC_HOME: PUBLIC, PRIVATE_HOME: PRIVATE, MEDICAL_BED: MEDICAL}
 REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
 NOT_ELIGIBLE, NO_VACANCY, DISTANCE, PRICE, NO_MEDICAL, PREFERENCE = range(6)
-TOO_FAR_KM = 8.0  # assumed: beyond this a facility counts as out of reach for the diagnostic
 _RESIDENTIAL_KINDS = tuple(OPTION_KIND[option] for option in RESIDENTIAL_OPTIONS)
 _CHOICE = int(Stream.CHOICE)
 # An upper bound of the Gumbel draw -log(-log(e)) for e in bucket b = floor(e * 64), i.e. for
@@ -163,6 +162,8 @@ class _Scene(NamedTuple):
     home_open: np.ndarray  # by district: service teams exist
     home_hour_price: float
     day_care_price: float
+    budget_floor: float  # lowest budget counted in affordability (yuan/month)
+    too_far_km: float  # beyond this a facility is out of reach in the diagnostics
 
 
 class _Person(NamedTuple):
@@ -224,6 +225,8 @@ def _scene(model: CareModel) -> _Scene:
         model.team_hours_by_district() > 0,
         float(m.price_home_care_hour),
         float(m.price_day_care),
+        float(m.budget_floor),
+        float(c.too_far_km),
     )
 
 
@@ -308,8 +311,7 @@ def _features_row(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> Non
     need, family = s.need_by_state[np.uintp(r.health[k])], r.family[k]
     income_class = np.uintp(r.income[k])
     income = s.urban_income[income_class] if r.urban[k] else s.rural_income[income_class]
-    # floor of 50 yuan/month (assumed) keeps the affordability ratio finite for zero incomes
-    budget = max(income * (1 + s.support_share * min(r.n_children[k], 2)), 50.0)
+    budget = max(income * (1 + s.support_share * min(r.n_children[k], 2)), s.budget_floor)
     voucher = s.voucher_amount if r.voucher[k] else 0.0
     o.need[ko], o.family[ko], o.budget[ko] = need, family, budget
     o.available[ko, HOME] = r.urban[k] and s.home_open[np.uintp(r.district[k])]
@@ -353,13 +355,13 @@ def _utility(
 
 
 @row_function
-def _reason(o: _Options, ko: int, option: int, medical: bool) -> int:
+def _reason(s: _Scene, o: _Options, ko: int, option: int, medical: bool) -> int:
     """First binding reason why entry `ko` does not use `option` (PREFERENCE if none binds)."""
     if not o.available[ko, option] and option in (HOME, COMMUNITY):
         return NOT_ELIGIBLE
     if not o.available[ko, option] or not o.vacancy[ko, option]:
         return NO_VACANCY
-    if o.km[ko, option] > TOO_FAR_KM:
+    if o.km[ko, option] > s.too_far_km:
         return DISTANCE
     if o.net[ko, option] > o.budget[ko]:
         return PRICE
@@ -379,7 +381,7 @@ def _binding_reason(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> i
             best, top = j, u
     if best == FAMILY:  # every formal option is closed to them (no need)
         return PREFERENCE
-    return _reason(o, ko, best, person.medical)
+    return _reason(s, o, ko, best, person.medical)
 
 
 @row_function
@@ -480,9 +482,9 @@ def _choose(
 
 
 @kernel
-def _option_reasons(r: _Residents, o: _Options, option: int, out: np.ndarray) -> None:
+def _option_reasons(s: _Scene, r: _Residents, o: _Options, option: int, out: np.ndarray) -> None:
     for k in range(out.size):
-        out[k] = _reason(o, k, option, r.medical[k])
+        out[k] = _reason(s, o, k, option, r.medical[k])
 
 
 @kernel
@@ -509,7 +511,7 @@ def _reason_tallies(
             binding[d, _binding_reason(s, r, k, o, 0)] += 1
         for n, option in enumerate(RESIDENTIAL_OPTIONS):
             if kind != _RESIDENTIAL_KINDS[n]:
-                residential[n, d, _reason(o, 0, option, r.medical[k])] += 1
+                residential[n, d, _reason(s, o, 0, option, r.medical[k])] += 1
 
 
 def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
@@ -552,7 +554,7 @@ def probabilities(util: np.ndarray) -> np.ndarray:
 def option_reason(model: CareModel, f: OptionFeatures, option: int) -> np.ndarray:
     """First binding reason why each resident does not use `option` (PREFERENCE if none binds)."""
     out = np.empty(f.rows.size, dtype=np.int8)
-    _option_reasons(_residents(model, f.rows), _options(f), option, out)
+    _option_reasons(_scene(model), _residents(model, f.rows), _options(f), option, out)
     return out
 
 

@@ -56,3 +56,11 @@ class ChoiceParams:
     )
     distance_per_km: float = param(-0.25, -2.0, 0.0, "assumed: utility per km to the facility")
     wait_per_month: float = param(-0.25, -2.0, 0.0, "assumed: utility per expected month of wait")
+    too_far_km: float = param(
+        8.0,
+        2.0,
+        30.0,
+        "assumed: beyond this a facility counts as out of reach in the binding-reason diagnostic "
+        "(not in the utilities)",
+        "km",
+    )

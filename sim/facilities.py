@@ -16,6 +16,7 @@ import mesa
 import numpy as np
 
 from sim.geography import Geography, allocate_largest_remainder
+from sim.policy_params import INSTITUTIONS_2015
 from sim.rng import Stream, uniforms
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ KIND_NAMES = (
 RESIDENTIAL = (PUBLIC, PRIVATE, MEDICAL)
 HORIZON_YEAR = 2035
 _SLACK_KM = 1e-6  # widens the x window past any rounding of coordinates
-_PUBLIC_HOMES_2015 = 20  # assumed: of the plan's 50 institutions in 2015, 20 public, 30 private
 
 
 @dataclass
@@ -114,10 +114,10 @@ def build_facilities(
         PUBLIC,
         pol.public_beds_2015,
         elderly_weights,
-        pol.public_beds_2015 // _PUBLIC_HOMES_2015 or 1,
+        pol.public_beds_2015 // pol.public_homes_2015 or 1,
         -1,
     )
-    n_private_2015 = 50 - _PUBLIC_HOMES_2015
+    n_private_2015 = INSTITUTIONS_2015 - pol.public_homes_2015
     add_beds(
         PRIVATE,
         pol.private_beds_2015,
@@ -289,10 +289,9 @@ class FacilityMarket:
         nb = geo.neighbourhoods
         self._x, self._y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
         self._nb_district = nb["district"].to_numpy()
-        # expected departures per month, the basis of the wait a chooser expects: assumed to start
-        # at 0.5 and smoothed exponentially (weight 0.2 on the latest month); floor 0.05
-        self.exits_ema = np.full(table.size, 0.5)
-        self._admitted = np.zeros(table.size)
+        # expected departures per month, the basis of the wait a chooser expects (smoothed
+        # exponentially; services.expected_exits_*)
+        self.exits_ema = np.full(table.size, params.services.expected_exits_start)
         self._exited = np.zeros(table.size)
         self._coverage_month = -1
         self.covering = np.full(len(nb), -1, dtype=np.int64)
@@ -303,22 +302,19 @@ class FacilityMarket:
         self._best: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._choice_kept: dict[int, tuple[np.ndarray, list]] = {}
 
-    def record_admissions(self, facilities: np.ndarray) -> None:
-        np.add.at(self._admitted, facilities, 1)
-
     def record_exits(self, facilities: np.ndarray) -> None:
         np.add.at(self._exited, facilities, 1)
 
     def refresh(self, month: int, queue_facility: np.ndarray) -> None:
         """Update queues, free places, expected waits and (each January) coverage for `month`."""
-        t = self.table
-        self.exits_ema = 0.8 * self.exits_ema + 0.2 * self._exited
+        t, svc = self.table, self.params.services
+        weight = svc.expected_exits_weight
+        self.exits_ema = (1 - weight) * self.exits_ema + weight * self._exited
         self._exited[:] = 0
-        self._admitted[:] = 0
         queue = np.bincount(queue_facility, minlength=t.size)
         open_now = t.is_open(month)
         free = np.where(open_now, t.capacity_rows - t.occupancy, 0)
-        wait = np.maximum(queue - free, 0) / np.maximum(self.exits_ema, 0.05)
+        wait = np.maximum(queue - free, 0) / np.maximum(self.exits_ema, svc.expected_exits_floor)
         self.free, self.queue, self.wait = free, queue, wait
         self._best = {kind: self._best_by_neighbourhood(kind, month) for kind in RESIDENTIAL}
         share = _interpolate(month, self.params.policy)

@@ -173,9 +173,6 @@ class CareModel(mesa.Model):
         queued = self.pop.queue_facility[self.needy_rows]
         self.market.refresh(self.month, queued[queued >= 0].astype(np.int64))
 
-    def record_admissions(self, facilities: np.ndarray) -> None:
-        self.market.record_admissions(facilities)
-
     def record_exits(self, facilities: np.ndarray) -> None:
         self.market.record_exits(facilities)
 

@@ -280,6 +280,14 @@ class MoneyParams:
         "for reference; range 200-1200)",
         "yuan/month",
     )
+    budget_floor: float = param(
+        50.0,
+        0.0,
+        500.0,
+        "assumed: lowest monthly budget counted in the affordability of care (keeps the ratio "
+        "finite for residents without income)",
+        "yuan/month",
+    )
 
 
 @dataclass(frozen=True)

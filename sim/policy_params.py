@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sim.paramtools import param
 
 PLAN = "太原市民政事业发展'十三五'规划 (2016-2020)"
+INSTITUTIONS_2015 = 50  # elderly-care institutions at the end of 2015 (PLAN section 一)
 _FIVE = "per year 2016-2020"
 
 
@@ -31,6 +32,14 @@ class PolicyParams:
     )
     medical_beds_2015: int = param(
         966, 0, 10000, f"derived: 6,700 - 5,734 ({PLAN} 四(二)1)", "beds"
+    )
+    public_homes_2015: int = param(
+        20,
+        1,
+        INSTITUTIONS_2015 - 1,
+        f"assumed: public homes among the {INSTITUTIONS_2015} institutions of 2015 (the rest "
+        "private; no split published)",
+        "homes",
     )
     public_beds_added: tuple[int, ...] = param(
         (720, 720, 720, 720, 720), 0, 10000, f"{PLAN} 四(二)1: +3,600 public beds, {_FIVE}", "beds"
@@ -189,3 +198,21 @@ class ServiceParams:
         34, 5, 200, f"derived: 6,700 beds / 200 medical institutions ({PLAN} 四(二))"
     )
     max_wait_months: int = param(6, 1, 36, "assumed: months in a queue before reconsidering")
+    expected_exits_start: float = param(
+        0.5,
+        0.05,
+        5.0,
+        "assumed: departures per month a chooser expects from a facility before any are seen "
+        "(the basis of the expected wait)",
+        "rows/month",
+    )
+    expected_exits_weight: float = param(
+        0.2, 0.05, 1.0, "assumed: weight of the latest month in the smoothed departures"
+    )
+    expected_exits_floor: float = param(
+        0.05,
+        0.01,
+        1.0,
+        "assumed: lowest expected departures per month (keeps the expected wait finite)",
+        "rows/month",
+    )
