@@ -14,6 +14,7 @@ the result is exactly that of one serial pass (only the order of the event rows 
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -73,6 +74,34 @@ _STATE0 = _U(C_STATE0)
 
 
 # -- tables -------------------------------------------------------------------------------------
+class _Columns(NamedTuple):
+    """The resident columns the kernel reads and writes (population.COLUMNS), and alive_idx."""
+
+    alive_idx: np.ndarray
+    alive: np.ndarray
+    age_m: np.ndarray
+    sex: np.ndarray
+    district: np.ndarray
+    health: np.ndarray
+    medical: np.ndarray
+    spouse: np.ndarray
+    entry_month: np.ndarray
+    death_month: np.ndarray
+    event: np.ndarray
+
+
+class _Tables(NamedTuple):
+    """This month's tables (`_cell_tables`), rates and keys of the draws."""
+
+    base: np.ndarray
+    cells: np.ndarray
+    cum: np.ndarray
+    medical_remission: float
+    external_spouse_death: float
+    seed: int
+    month: int
+
+
 def _cell_tables(
     death_prob: np.ndarray, health_cum: np.ndarray, medical_onset: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,37 +187,15 @@ def _draws(seed, month, i):
 
 
 @kernel
-def _step_chunk(
-    lo,
-    hi,
-    alive_idx,
-    alive,
-    age_m,
-    sex,
-    district,
-    health,
-    medical,
-    spouse,
-    entry_month,
-    death_month,
-    base,
-    cells,
-    cum,
-    medical_remission,
-    external_spouse_death,
-    seed,
-    month,
-    event,
-    event_part,
-    needy_part,
-    dead_part,
-    counts,
-):
+def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, counts):
     """One chunk, rows alive_idx[lo:hi]: everything `step_population` does except removing the
     dead from alive_idx and widowing their spouses; it lists the positions of the dead in
     alive_idx instead. Writes its event rows, needy rows and dead positions from index lo of the
     part buffers (never more than hi - lo of each), all in key order; counts[district, column]
     receives its counts. Returns the sizes (event rows, needy rows, deaths)."""
+    alive_idx, alive, age_m, sex, district, health, medical, spouse = columns[:8]
+    entry_month, death_month, event = columns[8:]
+    base, cells, cum, medical_remission, external_spouse_death, seed, month = tables
     n_events = n_needy = n_dead = 0
     last_m = _U(base.shape[1] - 1)
     month_of_year = _U(month % 12)
@@ -255,56 +262,15 @@ def _step_chunk(
 
 # -- all rows -----------------------------------------------------------------------------------
 @numba.njit(parallel=True, cache=True)
-def _step_chunks(
-    bounds,
-    sizes,
-    counts,
-    alive_idx,
-    alive,
-    age_m,
-    sex,
-    district,
-    health,
-    medical,
-    spouse,
-    entry_month,
-    death_month,
-    base,
-    cells,
-    cum,
-    medical_remission,
-    external_spouse_death,
-    seed,
-    month,
-    event,
-    event_part,
-    needy_part,
-    dead_part,
-):
+def _step_chunks(bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part):
     """The chunks [bounds[c], bounds[c + 1]) of alive_idx, in parallel; sizes[c] and counts[c]
     receive each chunk's results. Chunks touch disjoint rows and disjoint parts of the buffers."""
     for c in numba.prange(bounds.size - 1):
         events, needy, dead = _step_chunk(
             bounds[c],
             bounds[c + 1],
-            alive_idx,
-            alive,
-            age_m,
-            sex,
-            district,
-            health,
-            medical,
-            spouse,
-            entry_month,
-            death_month,
-            base,
-            cells,
-            cum,
-            medical_remission,
-            external_spouse_death,
-            seed,
-            month,
-            event,
+            columns,
+            tables,
             event_part,
             needy_part,
             dead_part,
@@ -465,10 +431,7 @@ def step_population(
     counts = np.zeros((n_chunks, stock.shape[0], _N_CHUNK_COUNTS), dtype=np.int64)
     with _LOCK:
         parts = _PARTS.get(n_alive)
-        _step_chunks(
-            bounds,
-            sizes,
-            counts,
+        columns = _Columns(
             alive_idx,
             alive,
             age_m,
@@ -479,6 +442,9 @@ def step_population(
             spouse,
             entry_month,
             death_month,
+            event,
+        )
+        tables = _Tables(
             base,
             cells,
             cum,
@@ -486,7 +452,13 @@ def step_population(
             float(external_spouse_death),
             int(seed),
             int(month),
-            event,
+        )
+        _step_chunks(
+            bounds,
+            sizes,
+            counts,
+            columns,
+            tables,
             parts[_EVENTS],
             parts[_NEEDY],
             parts[_DEATHS],
