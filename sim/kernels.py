@@ -319,27 +319,16 @@ def _remove_dead(alive_idx, n_alive, dead_at, n_dead):
 
 @numba.njit(cache=True)
 def _merge_chunks(
-    bounds,
-    sizes,
-    counts,
-    parts,
-    alive_idx,
-    n_alive,
-    alive,
-    district,
-    spouse,
-    event,
-    event_rows,
-    needy_rows,
-    stock,
-    flows,
-    aged,
-):
+    bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows, aged
+):  # fmt: skip
     """The serial end of the month: join the chunks' lists in key order and add up their counts;
     widow the spouses of the dead, going through the deaths in key order as a serial pass would
     (someone whose spouse died earlier in key order has no spouse left to widow when they die
     too; the newly widowed without an event yet go to the end of event_rows); take the dead out
     of alive_idx; count the living widowed. Returns (living count, event rows, needy rows)."""
+    alive_idx, alive, district, spouse, event = (
+        columns.alive_idx, columns.alive, columns.district, columns.spouse, columns.event
+    )  # fmt: skip
     n_events = _join_parts(parts[_EVENTS], bounds, sizes, _EVENTS, event_rows)
     n_needy = _join_parts(parts[_NEEDY], bounds, sizes, _NEEDY, needy_rows)
     dead_at = parts[_DEATHS]
@@ -464,22 +453,9 @@ def step_population(
             parts[_DEATHS],
         )
         n_kept, n_events, n_needy = _merge_chunks(
-            bounds,
-            sizes,
-            counts,
-            parts,
-            alive_idx,
-            n_alive,
-            alive,
-            district,
-            spouse,
-            event,
-            event_rows,
-            needy_rows,
-            stock,
-            flows,
+            bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows,
             aged,
-        )
+        )  # fmt: skip
     return int(n_kept), int(n_events), int(n_needy)
 
 
