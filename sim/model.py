@@ -176,11 +176,6 @@ class CareModel(mesa.Model):
     def record_exits(self, facilities: np.ndarray) -> None:
         self.market.record_exits(facilities)
 
-    def in_residence(self, rows: np.ndarray) -> np.ndarray:
-        """Whether each of `rows` lives in a nursing home or integrated medical-care bed."""
-        f = self.pop.facility[rows]
-        return (f >= 0) & self.residential_facility[np.maximum(f, 0)]
-
     def facility_medical_capable(self) -> np.ndarray:
         return self.market.medical_now
 
