@@ -2,22 +2,22 @@
 
 Every resident in need (care-need level 1+ or a medical need, ~250 k rows in 2030) is visited
 each month, so the per-person arithmetic runs in two compiled passes (numba) around the team
-dispatch: `_care_received` works out what the family and any facility give, the teams share
-their hours (`services.dispatch`), and `_tally` adds each person's care, unmet hours and public
+dispatch: `_receive` works out what the family and any facility give, the teams share their
+hours (`services.dispatch`), and `_tally` adds each person's care, unmet hours and public
 spending into the [district, SUMS] array in row order (the same sums, in the same order, as a
 per-column bincount).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
-import numba
 import numpy as np
 
 from sim.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME, REASONS
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
 from sim.families import family_care_capacity
+from sim.jit import AHEAD, kernel, prefetch
 from sim.services import dispatch
 
 if TYPE_CHECKING:
@@ -83,188 +83,241 @@ _SPEND_PUBLIC, _SPEND_VOUCHERS = IDX["spend_public_homes"], IDX["spend_vouchers"
 _SPEND_NURSING, _SPEND_CARER = IDX["spend_nursing_subsidy"], IDX["spend_carer_allowance"]
 
 
-@numba.njit(cache=True)
-def _care_received(
-    needy, health, arrangement, facility, medical, fac_kind, residential_facility,
-    need_by_state, family_capacity, day_care_hours, medical_hours,
-):  # fmt: skip
+class _People(NamedTuple):
+    """The population columns the passes read, by row."""
+
+    district: np.ndarray
+    health: np.ndarray
+    medical: np.ndarray
+    voucher: np.ndarray
+    income: np.ndarray
+    arrangement: np.ndarray
+    facility: np.ndarray
+    queue_facility: np.ndarray
+    queue_since: np.ndarray
+
+
+class _Places(NamedTuple):
+    """By facility: its kind, whether it is a bed, whether it is medically capable now."""
+
+    kind: np.ndarray
+    residential: np.ndarray
+    capable: np.ndarray
+
+
+class _Rates(NamedTuple):
+    """Hours, thresholds and prices (sim.params), and the month."""
+
+    need_by_state: np.ndarray  # care hours per month by health state
+    day_care_hours: float
+    medical_hours: float
+    overload_hours: float
+    public_bed_cost: float
+    public_fee: float
+    home_hour_price: float
+    day_care_price: float
+    voucher_amount: float
+    nursing_subsidy: float
+    carer_allowance: float
+    month: int
+
+
+class _Care(NamedTuple):
+    """Care this month of each person in need: entry k is population row needy[k]."""
+
+    family_capacity: np.ndarray  # hours per month the household could give
+    need: np.ndarray
+    in_use: np.ndarray  # arrangement actually in use
+    kind: np.ndarray  # kind of the facility held (-1 none)
+    family: np.ndarray  # hours given by the family
+    formal: np.ndarray  # hours given by a facility
+    request: np.ndarray  # hours asked of the teams, if on home services
+    med_request: np.ndarray
+    granted: np.ndarray  # hours the teams grant
+    med_granted: np.ndarray
+    unmet_family_only: np.ndarray  # a dependent with unmet need and family care only
+
+
+def _new_care(family_capacity: np.ndarray) -> _Care:
+    n = family_capacity.size
+    floats = [np.empty(n) for _ in range(5)]
+    return _Care(
+        family_capacity,
+        floats[0],
+        np.empty(n, dtype=np.int8),
+        np.empty(n, dtype=np.int8),
+        *floats[1:],
+        np.zeros(n),
+        np.zeros(n),
+        np.empty(n, dtype=np.bool_),
+    )
+
+
+@kernel
+def _receive(people: _People, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care):
     """Per person in need: hours needed, the arrangement actually in use, whether they hold a
-    bed or a day place, family hours, facility hours, and what they would ask of the teams;
-    plus the positions of those on home services (and of those with a medical request).
+    bed or a day place, family hours, facility hours, and what they would ask of the teams.
 
     A resident who chose a home or centre but holds no place yet keeps family care only.
     """
     n = needy.size
-    need = np.empty(n)
-    in_use = np.empty(n, dtype=np.int8)
-    kind = np.empty(n, dtype=np.int8)
-    family = np.empty(n)
-    formal = np.empty(n)
-    request = np.empty(n)
-    med_request = np.empty(n)
-    home = np.empty(n, dtype=np.int64)
-    med_home = np.empty(n, dtype=np.int64)
-    n_home = n_med_home = 0
     for k in range(n):
-        i = needy[k]
-        f = facility[i]
-        need[k] = need_by_state[health[i]]
-        kind[k] = fac_kind[f] if f >= 0 else -1
-        bed = f >= 0 and residential_facility[f]
-        a = arrangement[i]
+        if k + AHEAD < n:
+            ahead = np.uintp(needy[k + AHEAD])
+            prefetch(people.health, ahead)
+            prefetch(people.arrangement, ahead)
+            prefetch(people.facility, ahead)
+            prefetch(people.medical, ahead)
+        i = np.uintp(needy[k])
+        f = people.facility[i]
+        need = rates.need_by_state[np.uintp(people.health[i])]
+        care.need[k] = need
+        care.kind[k] = places.kind[np.uintp(f)] if f >= 0 else -1
+        bed = f >= 0 and places.residential[np.uintp(f)]
+        a = people.arrangement[i]
         if not bed and (a >= PUBLIC_HOME or (a == COMMUNITY and f < 0)):
             a = FAMILY
-        in_use[k] = a
+        care.in_use[k] = a
         if bed:
-            family[k] = 0.0
-            formal[k] = need[k]
+            family, formal = 0.0, need
         else:
-            family[k] = min(need[k], family_capacity[k])
-            formal[k] = min(day_care_hours, need[k] - family[k]) if f >= 0 else 0.0
-        request[k] = max(need[k] - family[k], 0.0)
-        med_request[k] = medical_hours if medical[i] else 0.0
-        if a == HOME:
-            home[n_home] = k
-            n_home += 1
-            if med_request[k] > 0:
-                med_home[n_med_home] = k
-                n_med_home += 1
-    return (
-        need, in_use, kind, family, formal, request, med_request, home[:n_home],
-        med_home[:n_med_home],
-    )  # fmt: skip
+            family = min(need, care.family_capacity[k])
+            formal = min(rates.day_care_hours, need - family) if f >= 0 else 0.0
+        care.family[k], care.formal[k] = family, formal
+        care.request[k] = max(need - family, 0.0)
+        care.med_request[k] = rates.medical_hours if people.medical[i] else 0.0
 
 
-@numba.njit(cache=True)
+@kernel
 def _tally(
-    out, needy, district, health, medical, voucher, income, facility, queue_facility,
-    queue_since, month, capable, residential_facility, in_use, kind, need, family, formal,
-    granted, med_granted, med_request, overload_hours, public_bed_cost, public_fee,
-    home_hour_price, day_care_price, voucher_amount, nursing_subsidy, carer_allowance,
+    people: _People, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care, out
 ):  # fmt: skip
     """Add each person's care, unmet need, queue place and public spending to
-    out[district, SUMS], in row order.
-
-    Returns whether each is a dependent left with family care only and unmet hours (the rows
-    whose binding reason the diagnostics explain).
-    """
-    unmet_family_only = np.zeros(needy.size, dtype=np.bool_)
-    for k in range(needy.size):
-        i = needy[k]
-        d = district[i]
-        f = facility[i]
-        bed = f >= 0 and residential_facility[f]
-        home = in_use[k] == HOME
-        unmet = max(need[k] - family[k] - (granted[k] if home else formal[k]), 0.0)
-        dependent = health[i] >= 3
-        capable_bed = bed and capable[f]
-        team_medical = home and med_request[k] > 0 and med_granted[k] >= med_request[k] - _EPS
-        out[d, _MED_NEED] += medical[i]
-        out[d, _MED_MET] += medical[i] and (capable_bed or team_medical)
-        out[d, _MED_MET_BEDS] += medical[i] and capable_bed
+    out[district, SUMS], in row order (the same sums, in the same order, as a per-column
+    bincount); flag care.unmet_family_only (the dependents whose
+    binding reason the diagnostics explain)."""
+    n = needy.size
+    for k in range(n):
+        if k + AHEAD < n:
+            ahead = np.uintp(needy[k + AHEAD])
+            prefetch(people.district, ahead)
+            prefetch(people.voucher, ahead)
+            prefetch(people.income, ahead)
+            prefetch(people.queue_facility, ahead)
+        i = np.uintp(needy[k])
+        d = np.uintp(people.district[i])
+        f = people.facility[i]
+        health, medical, in_use, kind = (
+            people.health[i],
+            people.medical[i],
+            care.in_use[k],
+            care.kind[k],
+        )
+        bed = f >= 0 and places.residential[np.uintp(f)]
+        home = in_use == HOME
+        granted, family = care.granted[k], care.family[k]
+        unmet = max(care.need[k] - family - (granted if home else care.formal[k]), 0.0)
+        dependent = health >= 3
+        capable_bed = bed and places.capable[np.uintp(f)]
+        med_request = care.med_request[k]
+        team_medical = home and med_request > 0 and care.med_granted[k] >= med_request - _EPS
+        out[d, _MED_NEED] += medical
+        out[d, _MED_MET] += medical and (capable_bed or team_medical)
+        out[d, _MED_MET_BEDS] += medical and capable_bed
         out[d, _IN_NEED] += 1.0
-        out[d, _N_FAMILY] += in_use[k] == FAMILY
+        out[d, _N_FAMILY] += in_use == FAMILY
         out[d, _N_HOME] += home
-        out[d, _N_COMMUNITY] += in_use[k] == COMMUNITY
-        out[d, _N_INSTITUTION] += bed and kind[k] != MEDICAL
-        out[d, _N_MEDICAL_BED] += kind[k] == MEDICAL
+        out[d, _N_COMMUNITY] += in_use == COMMUNITY
+        out[d, _N_INSTITUTION] += bed and kind != MEDICAL
+        out[d, _N_MEDICAL_BED] += kind == MEDICAL
         out[d, _DEPENDENTS] += dependent
         out[d, _DEPENDENTS_UNMET] += dependent and unmet > _EPS
         out[d, _UNMET_HOURS] += unmet
-        out[d, _FAMILY_HOURS] += family[k]
-        out[d, _OVERLOADED] += family[k] > overload_hours
-        out[d, _TEAM_USED] += granted[k] + med_granted[k]
-        if queue_facility[i] >= 0:
+        out[d, _FAMILY_HOURS] += family
+        out[d, _OVERLOADED] += family > rates.overload_hours
+        out[d, _TEAM_USED] += granted + care.med_granted[k]
+        if people.queue_facility[i] >= 0:
             out[d, _QUEUE] += 1.0
-            out[d, _WAIT_SUM] += month - queue_since[i]
-        if f >= 0 and kind[k] == PUBLIC:  # 三无/五保 residents pay no fee
-            out[d, _SPEND_PUBLIC] += public_bed_cost - (0.0 if income[i] == 0 else public_fee)
-        if voucher[i]:
+            out[d, _WAIT_SUM] += rates.month - people.queue_since[i]
+        income = people.income[i]
+        if f >= 0 and kind == PUBLIC:  # 三无/五保 residents pay no fee
+            out[d, _SPEND_PUBLIC] += rates.public_bed_cost - (
+                0.0 if income == 0 else rates.public_fee
+            )
+        if people.voucher[i]:
             if home:
-                cost = granted[k] * home_hour_price
+                cost = granted * rates.home_hour_price
             else:
-                cost = day_care_price if in_use[k] == COMMUNITY else 0.0
-            out[d, _SPEND_VOUCHERS] += min(voucher_amount, cost)
-        out[d, _SPEND_NURSING] += nursing_subsidy if health[i] == 4 and income[i] <= 1 else 0.0
-        out[d, _SPEND_CARER] += carer_allowance if dependent and f < 0 else 0.0
-        unmet_family_only[k] = dependent and not bed and in_use[k] == FAMILY and unmet > _EPS
-    return unmet_family_only
+                cost = rates.day_care_price if in_use == COMMUNITY else 0.0
+            out[d, _SPEND_VOUCHERS] += min(rates.voucher_amount, cost)
+        if health == 4 and income <= 1:
+            out[d, _SPEND_NURSING] += rates.nursing_subsidy
+        if dependent and f < 0:
+            out[d, _SPEND_CARER] += rates.carer_allowance
+        care.unmet_family_only[k] = dependent and not bed and in_use == FAMILY and unmet > _EPS
 
 
 def deliver_and_measure(model: CareModel, needy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Care delivered to everyone in need this month: returns the raw sums [district, SUMS]
     (reason columns still zero) and the mask of dependents with unmet need and family care only.
     """
-    pop, fac, p, month = model.pop, model.facilities, model.params, model.month
-    out = np.zeros((len(model.geo.districts), len(SUMS)))
-    capacity = family_care_capacity(pop, needy, p.family, p.policy, model.residential_facility)
-    need, in_use, kind, family, formal, request, med_request, home, med_home = _care_received(
-        needy,
-        pop.health,
-        pop.arrangement,
-        pop.facility,
-        pop.medical,
-        fac.kind,
-        model.residential_facility,
-        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
-        capacity,
-        p.services.day_care_hours,
-        p.need.medical_hours,
-    )
-    team_capacity = model.team_hours_by_district() / model.scale
-    share = p.services.medical_staff_share
-    granted = _team_hours(model, team_capacity * (1 - share), needy, home, request)
-    med_granted = _team_hours(model, team_capacity * share, needy, med_home, med_request)
-    out[:, IDX["team_capacity"]] = team_capacity
-    pol, money = p.policy, p.money
-    unmet_family_only = _tally(
-        out,
-        needy,
+    pop, p = model.pop, model.params
+    people = _People(
         pop.district,
         pop.health,
         pop.medical,
         pop.voucher,
         pop.income,
+        pop.arrangement,
         pop.facility,
         pop.queue_facility,
         pop.queue_since,
-        month,
-        model.facility_medical_capable(),
-        model.residential_facility,
-        in_use,
-        kind,
-        need,
-        family,
-        formal,
-        granted,
-        med_granted,
-        med_request,
-        p.family.overload_hours,
-        pol.public_bed_cost,
-        money.price_public_home,
-        money.price_home_care_hour,
-        money.price_day_care,
-        pol.voucher_amount,
-        pol.nursing_subsidy,
-        pol.carer_allowance,
     )
+    places = _Places(
+        model.facilities.kind, model.residential_facility, model.facility_medical_capable()
+    )
+    pol, money = p.policy, p.money
+    rates = _Rates(
+        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
+        float(p.services.day_care_hours),
+        float(p.need.medical_hours),
+        float(p.family.overload_hours),
+        float(pol.public_bed_cost),
+        float(money.price_public_home),
+        float(money.price_home_care_hour),
+        float(money.price_day_care),
+        float(pol.voucher_amount),
+        float(pol.nursing_subsidy),
+        float(pol.carer_allowance),
+        int(model.month),
+    )
+    care = _new_care(family_care_capacity(pop, needy, p.family, p.policy, places.residential))
+    _receive(people, places, rates, needy, care)
+    home = np.flatnonzero(care.in_use == HOME)
+    med_home = home[care.med_request[home] > 0]
+    team_capacity = model.team_hours_by_district() / model.scale
+    share = p.services.medical_staff_share
+    care.granted[home] = _team_hours(
+        model, team_capacity * (1 - share), needy[home], care.request[home]
+    )
+    care.med_granted[med_home] = _team_hours(
+        model, team_capacity * share, needy[med_home], care.med_request[med_home]
+    )
+    out = np.zeros((len(model.geo.districts), len(SUMS)))
+    _tally(people, places, rates, needy, care, out)
+    out[:, IDX["team_capacity"]] = team_capacity
     _facility_sums(model, out)
-    return out, unmet_family_only
+    return out, care.unmet_family_only
 
 
 def _team_hours(
-    model: CareModel, capacity: np.ndarray, needy: np.ndarray, users: np.ndarray, hours: np.ndarray
+    model: CareModel, capacity: np.ndarray, rows: np.ndarray, hours: np.ndarray
 ) -> np.ndarray:
-    """Hours the district teams (`capacity` by district) grant to the residents in need at
-    positions `users`, voucher holders first; zero for everyone else."""
-    rows = needy[users]
+    """Hours the district teams (`capacity` by district) grant to the requests of `hours` by
+    residents `rows`, voucher holders first."""
     priority = np.where(model.pop.voucher[rows], 0, 1)
     district = model.pop.district[rows].astype(np.int64)
-    granted = np.zeros(needy.size)
-    granted[users] = dispatch(
-        capacity, rows, district, hours[users], priority, model.seed, model.month
-    )
-    return granted
+    return dispatch(capacity, rows, district, hours, priority, model.seed, model.month)
 
 
 def _facility_sums(model: CareModel, out: np.ndarray) -> None:
