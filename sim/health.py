@@ -56,6 +56,7 @@ class HealthSettings:
     exchange_per_month: float
     recovery_scale: float
     full_dependency_mortality_ratio: float
+    full_dependency_recovery_ratio: float
     reference_year: float
 
 
@@ -185,7 +186,7 @@ def _generator(base: np.ndarray, m: np.ndarray, settings: HealthSettings) -> np.
     q[3, 1] = base[2, 0] * rec
     q[3, 2] = base[2, 1] * rec
     q[3, 4] = m[3]
-    q[4, 3] = base[2, 1] * rec * 0.5  # assumed: full dependents recover half as fast (0.25-1)
+    q[4, 3] = base[2, 1] * rec * settings.full_dependency_recovery_ratio
     np.fill_diagonal(q, -q.sum(axis=1))
     return q
 

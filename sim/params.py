@@ -81,6 +81,13 @@ class HealthParams:
     full_dependency_mortality_ratio: float = param(
         1.5, 1.0, 2.5, "assumed: hazard of full vs partial dependents (range 1.0-2.5)"
     )
+    full_dependency_recovery_ratio: float = param(
+        0.5,
+        0.25,
+        1.0,
+        "assumed: full dependents regain partial dependency at this share of the "
+        "CLHLS partial-dependent recovery rate (no source separates them)",
+    )
     medical_need_prevalence: tuple[float, ...] = param(
         (0.03, 0.08, 0.35, 0.75, 0.95),
         0.0,
@@ -105,6 +112,7 @@ class HealthParams:
             exchange_per_month=self.exchange_per_month,
             recovery_scale=self.recovery_scale,
             full_dependency_mortality_ratio=self.full_dependency_mortality_ratio,
+            full_dependency_recovery_ratio=self.full_dependency_recovery_ratio,
             reference_year=2020.8,
         )
 
