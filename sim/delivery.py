@@ -17,7 +17,7 @@ import numpy as np
 from sim.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME, REASONS
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
 from sim.families import family_care_capacity
-from sim.jit import AHEAD, kernel, prefetch
+from sim.jit import AHEAD, kernel, prefetch, row_function
 from sim.services import dispatch
 
 if TYPE_CHECKING:
@@ -153,6 +153,20 @@ def _new_care(family_capacity: np.ndarray) -> _Care:
     )
 
 
+@row_function
+def _prefetch_person(people: _People, i: np.uintp) -> None:
+    """Start loading row i's columns: the persons in need are scattered over the population."""
+    prefetch(people.district, i)
+    prefetch(people.health, i)
+    prefetch(people.medical, i)
+    prefetch(people.voucher, i)
+    prefetch(people.income, i)
+    prefetch(people.arrangement, i)
+    prefetch(people.facility, i)
+    prefetch(people.queue_facility, i)
+    prefetch(people.queue_since, i)
+
+
 @kernel
 def _receive(people: _People, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care):
     """Per person in need: hours needed, the arrangement actually in use, whether they hold a
@@ -163,11 +177,7 @@ def _receive(people: _People, places: _Places, rates: _Rates, needy: np.ndarray,
     n = needy.size
     for k in range(n):
         if k + AHEAD < n:
-            ahead = np.uintp(needy[k + AHEAD])
-            prefetch(people.health, ahead)
-            prefetch(people.arrangement, ahead)
-            prefetch(people.facility, ahead)
-            prefetch(people.medical, ahead)
+            _prefetch_person(people, np.uintp(needy[k + AHEAD]))
         i = np.uintp(needy[k])
         f = people.facility[i]
         need = rates.need_by_state[np.uintp(people.health[i])]
@@ -194,16 +204,12 @@ def _tally(
 ):  # fmt: skip
     """Add each person's care, unmet need, queue place and public spending to
     out[district, SUMS], in row order (the same sums, in the same order, as a per-column
-    bincount); flag care.unmet_family_only (the dependents whose
-    binding reason the diagnostics explain)."""
+    bincount); flag care.unmet_family_only (the dependents whose binding reason the diagnostics
+    explain)."""
     n = needy.size
     for k in range(n):
         if k + AHEAD < n:
-            ahead = np.uintp(needy[k + AHEAD])
-            prefetch(people.district, ahead)
-            prefetch(people.voucher, ahead)
-            prefetch(people.income, ahead)
-            prefetch(people.queue_facility, ahead)
+            _prefetch_person(people, np.uintp(needy[k + AHEAD]))
         i = np.uintp(needy[k])
         d = np.uintp(people.district[i])
         f = people.facility[i]
