@@ -31,7 +31,9 @@ from sim.kernels import EVENT_DIED, EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
 if TYPE_CHECKING:
     from sim.model import CareModel
 
-_OPTION_OF_KIND = {kind: option for option, kind in OPTION_KIND.items()}
+# the residential option each facility kind provides (-1: a day place, not a residential option)
+_OPTION_OF_KIND = np.full(max(OPTION_KIND.values()) + 1, -1, dtype=np.int8)
+_OPTION_OF_KIND[list(OPTION_KIND.values())] = list(OPTION_KIND.keys())
 
 
 def care_month(model: CareModel) -> np.ndarray:
@@ -68,7 +70,7 @@ def care_month(model: CareModel) -> np.ndarray:
     )
     rows_in = applicants[admitted]
     pop.facility[rows_in] = target[admitted]
-    pop.arrangement[rows_in] = [_OPTION_OF_KIND[int(k)] for k in fac.kind[target[admitted]]]
+    pop.arrangement[rows_in] = _OPTION_OF_KIND[fac.kind[target[admitted]]]
     pop.queue_facility[rows_in] = -1
     pop.queue_since[rows_in] = -1
     out, unmet_family_only = deliver_and_measure(model, needy)

@@ -139,17 +139,20 @@ class _Care(NamedTuple):
 
 
 def _new_care(family_capacity: np.ndarray) -> _Care:
+    """Arrays for `_receive` and `_tally` to fill; grants stay zero for those not on home care."""
     n = family_capacity.size
-    floats = [np.empty(n) for _ in range(5)]
     return _Care(
-        family_capacity,
-        floats[0],
-        np.empty(n, dtype=np.int8),
-        np.empty(n, dtype=np.int8),
-        *floats[1:],
-        np.zeros(n),
-        np.zeros(n),
-        np.empty(n, dtype=np.bool_),
+        family_capacity=family_capacity,
+        need=np.empty(n),
+        in_use=np.empty(n, dtype=np.int8),
+        kind=np.empty(n, dtype=np.int8),
+        family=np.empty(n),
+        formal=np.empty(n),
+        request=np.empty(n),
+        med_request=np.empty(n),
+        granted=np.zeros(n),
+        med_granted=np.zeros(n),
+        unmet_family_only=np.empty(n, dtype=np.bool_),
     )
 
 
