@@ -13,54 +13,71 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from scipy.stats import poisson
 
 from sim.jit import AHEAD, kernel, prefetch, row_function
-from sim.rng import Stream, categorical, uniforms
+from sim.rng import category, cumulative_shares
 
 NO_SPOUSE = -1
 EXTERNAL_SPOUSE = -2
 CHILD_NONE, CHILD_CORESIDENT, CHILD_SAME_DISTRICT, CHILD_IN_CITY, CHILD_AWAY = range(5)
 AGE_GROUP_EDGES = np.array([65, 70, 75, 80, 85])  # -> groups 60-64 ... 85+
+CHILDREN_BEYOND_FIRST = 21  # entries 0..20 of their Poisson CDF table; more are drawn as 20
 
 
-def age_group6(age_years: np.ndarray) -> np.ndarray:
+class HouseholdDraws(NamedTuple):
+    """The household parameters of new residents, in the flat form numba takes."""
+
+    married_share: np.ndarray  # by household age group
+    childless_share: float
+    children_cdf: np.ndarray  # [age group, k]: Poisson CDF of the children beyond the first
+    coresident_share: float
+    child_place_cum: np.ndarray  # cumulative shares of CHILD_SAME_DISTRICT.. (not coresident)
+
+
+def household_draws(hh) -> HouseholdDraws:
+    """`HouseholdDraws` of the household parameters `hh`."""
+    beyond_first = np.asarray(hh.mean_children_by_age) - 1
+    support = np.arange(CHILDREN_BEYOND_FIRST)
+    return HouseholdDraws(
+        np.asarray(hh.married_share_by_age, dtype=np.float64),
+        float(hh.childless_share),
+        poisson.cdf(support[None, :], np.maximum(beyond_first, 1e-6)[:, None]),
+        float(hh.coresident_child_share),
+        cumulative_shares(hh.child_place_if_not_coresident),
+    )
+
+
+@row_function
+def age_group6(age_years: int) -> int:
     """Index 0..5 of the household age groups 60-64, 65-69, 70-74, 75-79, 80-84, 85+."""
-    return np.searchsorted(AGE_GROUP_EDGES, age_years, side="right")
+    group = 0
+    for edge in AGE_GROUP_EDGES:
+        group += edge <= age_years
+    return group
 
 
-def draw_children(keys: np.ndarray, age_years: np.ndarray, seed: int, month: int, hh) -> tuple:
-    """(number of living children, place of the nearest child) per person."""
-    group = age_group6(age_years)
-    mean = np.asarray(hh.mean_children_by_age)[group]
-    u = uniforms(seed, Stream.INIT_CHILDREN, keys, month)
-    childless = u < hh.childless_share
-    u_rest = np.clip((u - hh.childless_share) / (1 - hh.childless_share), 0, 1 - 1e-12)
-    n = np.where(childless, 0, 1 + _poisson_quantile(u_rest, mean - 1)).astype(np.int8)
-    u_place = uniforms(seed, Stream.INIT_CHILD_PLACE, keys, month)
-    coresident = u_place < hh.coresident_child_share
-    u_away = np.clip((u_place - hh.coresident_child_share) / (1 - hh.coresident_child_share), 0, 1)
-    place = CHILD_SAME_DISTRICT + categorical(u_away, np.asarray(hh.child_place_if_not_coresident))
-    place = np.where(coresident, CHILD_CORESIDENT, place)
-    return n, np.where(n == 0, CHILD_NONE, place).astype(np.int8)
+@row_function
+def draw_married(h: HouseholdDraws, age_years: int, u: float) -> bool:
+    """Whether a person has a living spouse, given their uniform of Stream.INIT_MARRIED."""
+    return u < h.married_share[age_group6(age_years)]
 
 
-def _poisson_quantile(u: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Poisson inverse CDF for a few distinct means (a table per mean; scipy's ppf is slow)."""
-    out = np.zeros(u.size, dtype=np.int64)
-    support = np.arange(21)
-    for value in np.unique(mean):
-        sel = mean == value
-        cdf = poisson.cdf(support, max(value, 1e-6))
-        out[sel] = np.searchsorted(cdf, u[sel], side="right").clip(0, support[-1])
-    return out
-
-
-def draw_married(keys: np.ndarray, age_years: np.ndarray, seed: int, month: int, hh) -> np.ndarray:
-    """Whether each person has a living spouse."""
-    share = np.asarray(hh.married_share_by_age)[age_group6(age_years)]
-    return uniforms(seed, Stream.INIT_MARRIED, keys, month) < share
+@row_function
+def draw_children(h: HouseholdDraws, age_years: int, u: float, u_place: float) -> tuple[int, int]:
+    """(number of living children, place of the nearest child) of a person, given their
+    uniforms of Stream.INIT_CHILDREN and Stream.INIT_CHILD_PLACE. A parent has one child plus a
+    Poisson number more (inverse CDF of the uniform left after the childless share)."""
+    if u < h.childless_share:
+        return 0, CHILD_NONE
+    u_rest = min(max((u - h.childless_share) / (1 - h.childless_share), 0.0), 1 - 1e-12)
+    n = 1 + category(h.children_cdf[age_group6(age_years)], u_rest)
+    if u_place < h.coresident_share:
+        return n, CHILD_CORESIDENT
+    u_away = min(max((u_place - h.coresident_share) / (1 - h.coresident_share), 0.0), 1.0)
+    return n, CHILD_SAME_DISTRICT + category(h.child_place_cum, u_away)
 
 
 def pair_spouses(
@@ -70,25 +87,67 @@ def pair_spouses(
 
     Returns an array aligned with `rows`: the partner's row, EXTERNAL_SPOUSE for a married person
     without a partner in the group, NO_SPOUSE for the unmarried. Ties are broken by row (the
-    stable person key), so the result does not depend on array order.
+    stable person key), so `rows` must increase, as `Population.append` gives them.
     """
-    spouse = np.full(rows.size, NO_SPOUSE, dtype=np.int32)
-    spouse[married] = EXTERNAL_SPOUSE
-    ranked = {}
-    for s in (0, 1):
-        idx = np.flatnonzero(married & (sex == s))
-        order = np.lexsort((rows[idx], age_m[idx], neigh[idx]))
-        idx = idx[order]
-        nb = neigh[idx]
-        starts = np.r_[0, np.flatnonzero(np.diff(nb)) + 1]
-        rank = np.arange(idx.size) - np.repeat(starts, np.diff(np.r_[starts, idx.size]))
-        ranked[s] = (idx, nb.astype(np.int64) << 32 | rank)
-    men, men_key = ranked[0]
-    women, women_key = ranked[1]
-    _common, im, iw = np.intersect1d(men_key, women_key, return_indices=True)
-    spouse[men[im]] = rows[women[iw]]
-    spouse[women[iw]] = rows[men[im]]
+    spouse = np.empty(rows.size, dtype=np.int32)
+    _pair_by_rank(rows, married, sex, neigh, age_m, spouse)
     return spouse
+
+
+@numba.njit(cache=True)
+def _pair_by_rank(
+    rows: np.ndarray,
+    married: np.ndarray,
+    sex: np.ndarray,
+    neigh: np.ndarray,
+    age_m: np.ndarray,
+    spouse: np.ndarray,
+) -> None:
+    """`pair_spouses`: the k-th man and the k-th woman of each neighbourhood are paired (both
+    lists sorted by neighbourhood, then age rank)."""
+    for k in range(rows.size):
+        if k > 0 and rows[k] <= rows[k - 1]:
+            raise ValueError("pair_spouses: rows must increase")
+        spouse[k] = EXTERNAL_SPOUSE if married[k] else NO_SPOUSE
+    men = _ranked(married & (sex == 0), neigh, age_m)
+    women = _ranked(married & (sex == 1), neigh, age_m)
+    a, b = 0, 0
+    while a < men.size and b < women.size:
+        man, woman = men[a], women[b]
+        if neigh[man] < neigh[woman]:
+            a += 1
+        elif neigh[man] > neigh[woman]:
+            b += 1
+        else:
+            spouse[man] = rows[woman]
+            spouse[woman] = rows[man]
+            a += 1
+            b += 1
+
+
+@numba.njit(cache=True)
+def _ranked(chosen: np.ndarray, neigh: np.ndarray, age_m: np.ndarray) -> np.ndarray:
+    """Indices of the `chosen`, ordered by (neighbourhood, age, index): stable counting sorts by
+    age, then by neighbourhood (a comparison sort of random keys mispredicts most branches)."""
+    return _stable_by(neigh, _stable_by(age_m, np.flatnonzero(chosen)))
+
+
+@numba.njit(cache=True)
+def _stable_by(value: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`idx` ordered by `value[idx]` (small non-negative integers), ties kept in their order."""
+    top = 0
+    for i in idx:
+        top = max(top, value[i])
+    start = np.zeros(top + 2, dtype=np.int64)
+    for i in idx:
+        start[value[i] + 1] += 1
+    for v in range(top + 1):
+        start[v + 1] += start[v]
+    out = np.empty_like(idx)
+    for i in idx:
+        out[start[value[i]]] = i
+        start[value[i]] += 1
+    return out
 
 
 class Households(NamedTuple):

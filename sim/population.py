@@ -11,17 +11,32 @@ share. The age mix within 60+ is assumed the same in every district.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from sim.demography import AGE_MIN, N_AGES, initial_age_shares
-from sim.families import draw_children, draw_married, pair_spouses
+from sim.families import (
+    HouseholdDraws,
+    draw_children,
+    draw_married,
+    household_draws,
+    pair_spouses,
+)
 from sim.geography import Geography, allocate_largest_remainder
 from sim.health import HealthTables
-from sim.params import Params
-from sim.rng import Stream, categorical, uniforms
+from sim.jit import kernel
+from sim.params import DemographyParams, HealthParams, HouseholdParams, IncomeParams, Params
+from sim.rng import (
+    Stream,
+    categorical,
+    category,
+    cumulative_shares,
+    keyed_uniform,
+    uniforms,
+)
 
 COLUMNS: dict[str, tuple[type, int]] = {
     "alive": (np.bool_, False),
@@ -119,6 +134,79 @@ def _count_living(
     return counts
 
 
+class NewRowDraws(NamedTuple):
+    """What new residents' attributes are drawn from, in the flat form numba takes (cumulative
+    tables as `rng.cumulative_shares` makes them, so the categories are those of `categorical`)."""
+
+    female_share: np.ndarray  # by age band 60-64, 65-69, 70-74, 75+
+    urban_share: np.ndarray  # by district: chance of living in a community (1: no villages)
+    neigh_start: np.ndarray  # by group district * 2 + urban: its first candidate; then the end
+    neigh_cum: np.ndarray  # cumulative shares of each group's candidate neighbourhoods
+    neigh_ids: np.ndarray  # the candidates' neighbourhood ids, in the same order
+    medical_share: np.ndarray  # by health state
+    income_cum: np.ndarray  # [urban, income class]
+    households: HouseholdDraws
+
+
+class NewRowColumns(NamedTuple):
+    """The population columns `fill_new_rows` sets (all but the spouse), by row."""
+
+    alive: np.ndarray
+    age_m: np.ndarray
+    sex: np.ndarray
+    district: np.ndarray
+    neigh: np.ndarray
+    urban: np.ndarray
+    income: np.ndarray
+    health: np.ndarray
+    medical: np.ndarray
+    n_children: np.ndarray
+    child_place: np.ndarray
+    entry_month: np.ndarray
+
+
+@lru_cache(maxsize=16)
+def new_row_draws(
+    demography: DemographyParams,
+    health: HealthParams,
+    income: IncomeParams,
+    households: HouseholdParams,
+    geo: Geography,
+) -> NewRowDraws:
+    """The constant part of every month's draws, per parameters and geography (cached, so the
+    arrays are read-only). Urban residents are placed evenly over their district's communities,
+    rural ones over its villages in proportion to registered village size."""
+    nb = geo.neighbourhoods
+    ids, cums = [], []
+    for code in geo.districts.index:
+        for kind in ("village", "community"):  # group district * 2 + urban
+            in_group = nb.index[(nb["district"] == code) & (nb["kind"] == kind)].to_numpy()
+            if kind == "village":
+                weight = nb.loc[in_group, "registered_pop"].to_numpy()
+            else:
+                weight = np.ones(in_group.size)
+            ids.append(in_group)
+            cums.append(cumulative_shares(weight))
+    has_villages = np.array([group.size > 0 for group in ids[0::2]])
+    if not all(group.size > 0 for group in ids[1::2]):
+        raise ValueError("every district needs a community for its urban residents")
+    share = geo.districts["urban_share"].to_numpy() * demography.urban_elderly_factor
+    draws = NewRowDraws(
+        np.asarray(demography.female_share_by_age, dtype=np.float64),
+        np.where(has_villages, np.clip(share, 0, 1), 1.0),
+        np.cumsum([0] + [group.size for group in ids]),
+        np.concatenate(cums),
+        np.concatenate(ids).astype(np.int16),
+        np.asarray(health.medical_need_prevalence, dtype=np.float64),
+        cumulative_shares([income.rural_shares, income.urban_shares]),
+        household_draws(households),
+    )
+    for table in (*draws[:-1], *draws.households):
+        if isinstance(table, np.ndarray):
+            table.setflags(write=False)
+    return draws
+
+
 def fill_new_rows(
     pop: Population,
     rows: np.ndarray,
@@ -130,104 +218,73 @@ def fill_new_rows(
     seed: int,
     district: np.ndarray,
 ) -> None:
-    """Draw every attribute of new residents (initial population or entrants) from keyed draws."""
-    keys = rows
+    """Draw every attribute of new residents (initial population or entrants) from keyed draws:
+    one compiled pass over the rows with the cached tables of `new_row_draws`, then spouses."""
+    married = np.empty(rows.size, dtype=np.bool_)
+    _draw_new_rows(
+        new_row_draws(params.demography, params.health, params.income, params.households, geo),
+        cumulative_shares(tables.prevalence),
+        seed,
+        month,
+        rows,
+        age_m,
+        district,
+        NewRowColumns(*(getattr(pop, name) for name in NewRowColumns._fields)),
+        married,
+    )
+    pop.spouse[rows] = pair_spouses(rows, married, pop.sex[rows], pop.neigh[rows], age_m)
+
+
+@kernel
+def _draw_new_rows(
+    c: NewRowDraws,
+    health_cum: np.ndarray,
+    seed: int,
+    month: int,
+    rows: np.ndarray,
+    age_m: np.ndarray,
+    district: np.ndarray,
+    out: NewRowColumns,
+    married: np.ndarray,
+) -> None:
+    """One pass over the new rows: each attribute from the row's own keyed uniform; `married`
+    (aligned with `rows`) is left for the pairing of spouses."""
     month_key = month + 1  # draws key on month + 1 so the initial population (-1) keys on 0
-    age_years = age_m // 12
-    age_idx = np.minimum(age_years - AGE_MIN, N_AGES - 1)
-    female_share = np.asarray(params.demography.female_share_by_age)[
-        np.minimum((age_years - AGE_MIN) // 5, 3)
-    ]
-    sex = (uniforms(seed, Stream.INIT_SEX, keys, month_key) < female_share).astype(np.int8)
+    for k in range(rows.size):
+        row, d = rows[k], district[k]
+        age_years = age_m[k] // 12
+        band = min((age_years - AGE_MIN) // 5, 3)
+        sex = keyed_uniform(seed, Stream.INIT_SEX, row, month_key) < c.female_share[band]
+        urban = keyed_uniform(seed, Stream.INIT_URBAN, row, month_key) < c.urban_share[d]
+        group = d * 2 + urban
+        first, end = c.neigh_start[group], c.neigh_start[group + 1]
+        u = keyed_uniform(seed, Stream.INIT_NEIGHBOURHOOD, row, month_key)
+        neigh = c.neigh_ids[first + category(c.neigh_cum[first:end], u)]
+        age_idx = min(age_years - AGE_MIN, N_AGES - 1)
+        u = keyed_uniform(seed, Stream.INIT_HEALTH, row, month_key)
+        health = category(health_cum[np.int64(sex), age_idx], u)
+        u = keyed_uniform(seed, Stream.INIT_MEDICAL, row, month_key)
+        medical = u < c.medical_share[health]
+        u = keyed_uniform(seed, Stream.INIT_INCOME, row, month_key)
+        income = category(c.income_cum[np.int64(urban)], u)
+        u = keyed_uniform(seed, Stream.INIT_CHILDREN, row, month_key)
+        u_place = keyed_uniform(seed, Stream.INIT_CHILD_PLACE, row, month_key)
+        n_children, child_place = draw_children(c.households, age_years, u, u_place)
+        u = keyed_uniform(seed, Stream.INIT_MARRIED, row, month_key)
+        married[k] = draw_married(c.households, age_years, u)
 
-    _, has_villages, district_urban_share = _placement(geo)
-    urban_share = np.clip(district_urban_share * params.demography.urban_elderly_factor, 0, 1)
-    urban = (uniforms(seed, Stream.INIT_URBAN, keys, month_key) < urban_share[district]) | (
-        ~has_villages[district]
-    )
-    neigh = _draw_neighbourhood(
-        geo, district, urban, uniforms(seed, Stream.INIT_NEIGHBOURHOOD, keys, month_key)
-    )
-
-    n_sexes, n_ages, n_states = tables.prevalence.shape
-    health = _categorical_by(
-        sex.astype(np.int64) * n_ages + age_idx,
-        uniforms(seed, Stream.INIT_HEALTH, keys, month_key),
-        tables.prevalence.reshape(n_sexes * n_ages, n_states),
-    ).astype(np.int8)
-    med_prev = np.asarray(params.health.medical_need_prevalence)[health]
-    medical = uniforms(seed, Stream.INIT_MEDICAL, keys, month_key) < med_prev
-    income = _categorical_by(
-        urban.astype(np.int64),
-        uniforms(seed, Stream.INIT_INCOME, keys, month_key),
-        np.array([params.income.rural_shares, params.income.urban_shares]),
-    )
-
-    married = draw_married(keys, age_years, seed, month_key, params.households)
-    n_children, child_place = draw_children(keys, age_years, seed, month_key, params.households)
-
-    pop.alive[rows] = True
-    pop.age_m[rows] = age_m
-    pop.sex[rows] = sex
-    pop.district[rows] = district
-    pop.neigh[rows] = neigh
-    pop.urban[rows] = urban
-    pop.income[rows] = income
-    pop.health[rows] = health
-    pop.medical[rows] = medical
-    pop.n_children[rows] = n_children
-    pop.child_place[rows] = child_place
-    pop.entry_month[rows] = month
-    pop.spouse[rows] = pair_spouses(rows, married, sex, neigh, age_m)
-
-
-@cache
-def _placement(geo: Geography) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Candidate neighbourhoods and weights per (district, urban?); districts with villages; the
-    districts' urban shares."""
-    nb = geo.neighbourhoods
-    candidates = {}
-    for code in geo.districts.index:
-        for is_urban, kind in ((True, "community"), (False, "village")):
-            ids = nb.index[(nb["district"] == code) & (nb["kind"] == kind)].to_numpy()
-            weight = np.ones(ids.size) if is_urban else nb.loc[ids, "registered_pop"].to_numpy()
-            candidates[(int(code), is_urban)] = (ids, weight)
-    has_villages = np.array([candidates[(int(c), False)][0].size > 0 for c in geo.districts.index])
-    return candidates, has_villages, geo.districts["urban_share"].to_numpy()
-
-
-def _draw_neighbourhood(
-    geo: Geography, district: np.ndarray, urban: np.ndarray, u: np.ndarray
-) -> np.ndarray:
-    """Neighbourhood id: urban residents over their district's communities (evenly), rural ones
-    over its villages in proportion to registered village size."""
-    candidates = _placement(geo)[0]
-    out = np.empty(district.size, dtype=np.int16)
-    for group, idx in _groups(district * 2 + urban):
-        ids, weight = candidates[(group // 2, bool(group % 2))]
-        out[idx] = ids[categorical(u[idx], weight)]
-    return out
-
-
-def _categorical_by(group: np.ndarray, u: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """`categorical(u, probs[group])`, drawn group by group: the same categories, without a
-    cumulative sum per row."""
-    out = np.empty(u.size, dtype=np.int64)
-    for g, idx in _groups(group):
-        out[idx] = categorical(u[idx], probs[g])
-    return out
-
-
-def _groups(key: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(value, indices having it) for each distinct value of a non-negative integer `key`, from one
-    sort rather than a mask per value (keys are small, so the narrowest dtype sorts by radix)."""
-    if key.size == 0:
-        return []
-    order = np.argsort(key.astype(np.min_scalar_type(int(key.max()))), kind="stable")
-    sorted_key = key[order]
-    cuts = np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1
-    starts = np.r_[0, cuts]
-    return [(int(sorted_key[s]), idx) for s, idx in zip(starts, np.split(order, cuts), strict=True)]
+        out.alive[row] = True
+        out.age_m[row] = age_m[k]
+        out.sex[row] = sex
+        out.district[row] = d
+        out.neigh[row] = neigh
+        out.urban[row] = urban
+        out.income[row] = income
+        out.health[row] = health
+        out.medical[row] = medical
+        out.n_children[row] = n_children
+        out.child_place[row] = child_place
+        out.entry_month[row] = month
 
 
 def synthesise(
@@ -259,7 +316,24 @@ def add_entrants(
 ) -> np.ndarray:
     """Append `n` residents turning 60 this month; returns their rows."""
     rows = pop.append(n)
-    u = uniforms(seed, Stream.ENTRANT, rows, month)
-    district = categorical(u, district_elderly_weights(geo))
+    district = np.empty(n, dtype=np.int64)
+    _draw_districts(district_cum(geo), seed, month, rows, district)
     fill_new_rows(pop, rows, np.full(n, AGE_MIN * 12), month, params, geo, tables, seed, district)
     return rows
+
+
+@cache
+def district_cum(geo: Geography) -> np.ndarray:
+    """Cumulative shares of `district_elderly_weights`, for the entrants' districts (read-only)."""
+    cum = cumulative_shares(district_elderly_weights(geo))
+    cum.setflags(write=False)
+    return cum
+
+
+@kernel
+def _draw_districts(
+    cum: np.ndarray, seed: int, month: int, rows: np.ndarray, out: np.ndarray
+) -> None:
+    """District of each entrant row: `categorical` of its Stream.ENTRANT uniform."""
+    for k in range(rows.size):
+        out[k] = category(cum, keyed_uniform(seed, Stream.ENTRANT, rows[k], month))

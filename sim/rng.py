@@ -76,10 +76,39 @@ def _mix_np(z):
     return z ^ (z >> _S31)
 
 
+def cumulative_shares(probs: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the last axis divided by the total: the table `categorical` searches
+    (tables for `category` are made here too, so both give the same categories)."""
+    cum = np.cumsum(np.asarray(probs, dtype=float), axis=-1)
+    return cum / cum[..., -1:]
+
+
 def categorical(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Category index for uniforms `u` given per-row (or shared) probability vectors."""
-    cum = np.cumsum(np.asarray(probs, dtype=float), axis=-1)
-    cum = cum / cum[..., -1:]
+    cum = cumulative_shares(probs)
     if cum.ndim == 1:
         return np.searchsorted(cum, u, side="right").clip(0, cum.size - 1)
     return (u[:, None] >= cum).sum(axis=1).clip(0, cum.shape[1] - 1)
+
+
+@numba.njit(inline="always", cache=True)
+def category(cum: np.ndarray, u: float) -> int:
+    """`categorical` of one uniform inside numba kernels, given `cumulative_shares(probs)`: the
+    number of entries <= u (numpy's searchsorted, side='right'), at most the last index.
+
+    Uniform draws make every comparison a coin toss that a branch would mispredict, so a short
+    table is counted whole (no branch); a long one is searched by bisection."""
+    last = cum.size - 1
+    if last < 32:
+        count = 0
+        for i in range(last):
+            count += cum[i] <= u
+        return count
+    lo, hi = 0, last
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cum[mid] <= u:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

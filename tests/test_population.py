@@ -9,15 +9,25 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import poisson
 
 from sim.calendar import month_index
+from sim.families import (
+    CHILD_CORESIDENT,
+    CHILD_NONE,
+    CHILD_SAME_DISTRICT,
+    EXTERNAL_SPOUSE,
+    NO_SPOUSE,
+    pair_spouses,
+)
 from sim.geography import load_geography
+from sim.health import build_tables
 from sim.kernels import EVENT_WIDOWED, N_COUNTS, stock_counts
 from sim.metrics import CITY, POPULATION_COLUMNS
 from sim.model import CareModel
 from sim.params import Params
-from sim.population import Population, _categorical_by, district_elderly_weights
-from sim.rng import categorical
+from sim.population import Population, district_elderly_weights, fill_new_rows, new_row_draws
+from sim.rng import Stream, categorical, uniforms
 
 N_STOCK = 9  # columns C_60..C_MEDICAL of the stock
 COUNT_COLUMNS = list(POPULATION_COLUMNS)
@@ -258,18 +268,136 @@ def test_neighbourhood_lies_in_district(census: CareModel) -> None:
     np.testing.assert_array_equal(nb_district[pop.neigh[:n]], pop.district[:n])
 
 
-def test_categorical_by_group_equals_per_row_probabilities() -> None:
-    """Drawing with one probability vector per group gives the categories `categorical` gives with
-    a vector per row (including categories of probability zero and draws on a cumulative edge)."""
-    rng = np.random.default_rng(5)
-    probs = rng.random((7, 5)) * (rng.random((7, 5)) < 0.7)
-    probs[:, 0] += 0.01
-    group = rng.integers(0, 7, 20_000)
-    u = rng.random(group.size)
-    cum = np.cumsum(probs, axis=1)
-    cum = cum / cum[:, -1:]
-    u[:7] = cum[group[:7], 1]
-    np.testing.assert_array_equal(_categorical_by(group, u, probs), categorical(u, probs[group]))
+# -- new rows: the compiled draws against plain numpy -----------------------------------------
+def _reference_pairs(rows, married, sex, neigh, age_m) -> np.ndarray:
+    """`pair_spouses` by lexsort and rank keys."""
+    spouse = np.where(married, EXTERNAL_SPOUSE, NO_SPOUSE).astype(np.int32)
+    ranked = []
+    for s in (0, 1):
+        idx = np.flatnonzero(married & (sex == s))
+        idx = idx[np.lexsort((rows[idx], age_m[idx], neigh[idx]))]
+        nb = neigh[idx].astype(np.int64)
+        first = np.r_[0, np.flatnonzero(np.diff(nb)) + 1]
+        rank = np.arange(idx.size) - np.repeat(first, np.diff(np.r_[first, idx.size]))
+        ranked.append((idx, nb << 32 | rank))
+    (men, men_key), (women, women_key) = ranked
+    _, im, iw = np.intersect1d(men_key, women_key, return_indices=True)
+    spouse[men[im]] = rows[women[iw]]
+    spouse[women[iw]] = rows[men[im]]
+    return spouse
+
+
+def _reference_new_rows(rows, age_m, month, params, geo, tables, seed, district) -> dict:
+    """`fill_new_rows` over whole arrays: a probability vector per row, a mask per group."""
+    u = {stream: uniforms(seed, stream, rows, month + 1) for stream in Stream}
+    dem, hh, nb = params.demography, params.households, geo.neighbourhoods
+    years = age_m // 12
+    sex = u[Stream.INIT_SEX] < np.asarray(dem.female_share_by_age)[np.minimum((years - 60) // 5, 3)]
+    villages = [nb.index[(nb["district"] == d) & (nb["kind"] == "village")] for d in range(10)]
+    has_villages = np.array([v.size > 0 for v in villages])
+    share = np.clip(geo.districts["urban_share"].to_numpy() * dem.urban_elderly_factor, 0, 1)
+    urban = (u[Stream.INIT_URBAN] < share[district]) | ~has_villages[district]
+    neigh = np.empty(rows.size, dtype=np.int64)
+    for d in range(10):
+        communities = nb.index[(nb["district"] == d) & (nb["kind"] == "community")].to_numpy()
+        for ids, weight, at in (
+            (communities, np.ones(communities.size), (district == d) & urban),
+            (villages[d], nb.loc[villages[d], "registered_pop"], (district == d) & ~urban),
+        ):
+            neigh[at] = ids[categorical(u[Stream.INIT_NEIGHBOURHOOD][at], weight)]
+    age_idx = np.minimum(years - 60, tables.prevalence.shape[1] - 1)
+    health = categorical(u[Stream.INIT_HEALTH], tables.prevalence[sex.astype(int), age_idx])
+    group = np.searchsorted([65, 70, 75, 80, 85], years, side="right")
+    mean_beyond_first = np.maximum(np.asarray(hh.mean_children_by_age)[group] - 1, 1e-6)
+    cdf = poisson.cdf(np.arange(21), mean_beyond_first[:, None])
+    u_rest = np.clip(
+        (u[Stream.INIT_CHILDREN] - hh.childless_share) / (1 - hh.childless_share), 0, 1 - 1e-12
+    )
+    n_children = np.where(
+        u[Stream.INIT_CHILDREN] < hh.childless_share,
+        0,
+        1 + (u_rest[:, None] >= cdf).sum(1).clip(0, 20),
+    )
+    u_place = u[Stream.INIT_CHILD_PLACE]
+    u_away = np.clip((u_place - hh.coresident_child_share) / (1 - hh.coresident_child_share), 0, 1)
+    place = CHILD_SAME_DISTRICT + categorical(u_away, hh.child_place_if_not_coresident)
+    place = np.where(u_place < hh.coresident_child_share, CHILD_CORESIDENT, place)
+    married = u[Stream.INIT_MARRIED] < np.asarray(hh.married_share_by_age)[group]
+    income_shares = np.array([params.income.rural_shares, params.income.urban_shares])
+    return {
+        "alive": np.ones(rows.size, dtype=bool),
+        "age_m": age_m,
+        "sex": sex,
+        "district": district,
+        "neigh": neigh,
+        "urban": urban,
+        "income": categorical(u[Stream.INIT_INCOME], income_shares[urban.astype(int)]),
+        "health": health,
+        "medical": u[Stream.INIT_MEDICAL]
+        < np.asarray(params.health.medical_need_prevalence)[health],
+        "n_children": n_children,
+        "child_place": np.where(n_children == 0, CHILD_NONE, place),
+        "entry_month": np.full(rows.size, month),
+        "spouse": _reference_pairs(rows, married, sex, neigh, age_m),
+    }
+
+
+@pytest.mark.parametrize(("seed", "month"), [(1, -1), (2, 0), (7, 233)])
+def test_new_rows_equal_numpy_reference(seed: int, month: int) -> None:
+    """Every column `fill_new_rows` draws in its compiled pass equals the numpy draw, for rows
+    with gaps, ages 60 to past the last age of the tables, every district and non-default
+    household and income parameters."""
+    params = Params().with_overrides(
+        {
+            "households": {"childless_share": 0.08, "mean_children_by_age": [1.0, 2, 3, 4, 5, 6]},
+            "income": {"urban_shares": [0.0, 0.05, 0.3, 0.5, 0.15]},
+        }
+    )
+    geo, tables = load_geography(), build_tables(params.health.settings())
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(60_000, 20_000, replace=False))
+    age_m = np.r_[np.full(5_000, 720), rng.integers(720, 115 * 12, rows.size - 5_000)]
+    district = rng.integers(0, 10, rows.size)
+    pop = Population(capacity=60_000)
+    fill_new_rows(pop, rows, age_m, month, params, geo, tables, seed, district)
+    expected = _reference_new_rows(rows, age_m, month, params, geo, tables, seed, district)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(getattr(pop, name)[rows], values, err_msg=name)
+
+
+def test_pair_spouses_equals_reference_with_ties() -> None:
+    """Pairs by age rank per neighbourhood, ties broken by row, on crowded neighbourhoods with
+    equal ages, and on the empty and one-sex cases."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    rows = np.sort(rng.choice(10 * n, n, replace=False))
+    married = rng.random(n) < 0.8
+    sex = rng.integers(0, 2, n).astype(np.int8)
+    neigh = rng.integers(0, 40, n).astype(np.int16)
+    age_m = rng.choice([720, 721, 800, 1300], n)
+    cases = [
+        (rows, married, sex, neigh, age_m),
+        (rows, married, np.zeros(n, dtype=np.int8), neigh, age_m),
+        (rows, np.zeros(n, dtype=bool), sex, neigh, age_m),
+        (rows[:0], married[:0], sex[:0], neigh[:0], age_m[:0]),
+    ]
+    for case in cases:
+        np.testing.assert_array_equal(pair_spouses(*case), _reference_pairs(*case))
+    with pytest.raises(ValueError, match="rows must increase"):
+        pair_spouses(rows[::-1], married, sex, neigh, age_m)
+
+
+def test_new_row_draws_are_cached_per_parameters() -> None:
+    """The constant tables are built once per parameters and read-only; other parameters get
+    their own tables."""
+    geo, params = load_geography(), Params()
+    sections = (params.demography, params.health, params.income, params.households, geo)
+    draws = new_row_draws(*sections)
+    assert new_row_draws(*sections) is draws
+    assert not draws.neigh_cum.flags.writeable and not draws.households.children_cdf.flags.writeable
+    other = params.with_overrides({"income": {"urban_shares": [0.0, 0.05, 0.3, 0.5, 0.15]}})
+    redrawn = new_row_draws(*sections[:2], other.income, *sections[3:])
+    assert not np.array_equal(redrawn.income_cum, draws.income_cum)
 
 
 # -- spouses -----------------------------------------------------------------------------------

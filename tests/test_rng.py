@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from sim.rng import Stream, categorical, keyed_uniform, uniforms
+from sim.rng import Stream, categorical, category, cumulative_shares, keyed_uniform, uniforms
 
 N = 1_000_000
 
@@ -16,6 +16,14 @@ def _numba_uniforms(seed, stream, keys, month):
     out = np.empty(keys.size)
     for k in range(keys.size):
         out[k] = keyed_uniform(seed, stream, keys[k], month)
+    return out
+
+
+@numba.njit(cache=False)
+def _categories(cum, u):
+    out = np.empty(u.size, dtype=np.int64)
+    for k in range(u.size):
+        out[k] = category(cum, u[k])
     return out
 
 
@@ -150,3 +158,16 @@ def test_categorical_boundaries() -> None:
     u = np.array([0.0, 0.2499, 0.25, 0.5, 0.9999999])
     np.testing.assert_array_equal(categorical(u, p), [0, 0, 1, 2, 2])
     np.testing.assert_array_equal(categorical(u, np.tile(p, (u.size, 1))), [0, 0, 1, 2, 2])
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 21, 32, 33, 34, 100, 337])
+def test_compiled_category_equals_categorical(size: int) -> None:
+    """`category` (a count for short tables, bisection for long ones) gives `categorical`'s
+    categories, also for zero-probability categories, draws on a cumulative edge, 0 and ~1."""
+    rng = np.random.default_rng(size)
+    probs = rng.random(size) * (rng.random(size) < 0.7)
+    probs[rng.integers(size)] += 0.01
+    cum = cumulative_shares(probs)
+    u = np.r_[rng.random(20_000), cum, np.nextafter(cum, 0), 0.0, 1 - 2**-53]
+    u = u[u < 1]
+    np.testing.assert_array_equal(_categories(cum, u), categorical(u, probs))
