@@ -1,7 +1,8 @@
 """The shortcuts in home-care dispatch and the facility market against brute force: `dispatch`
-equals serving every request in sorted key order; the kept choice distances, coverage and
-covering centres equal a fresh all-pairs computation, across openings; the yearly coverage and
-old-age allowance sums equal a count per resident."""
+equals serving every request in sorted key order, and bit for bit the numpy block formulation
+its compiled passes follow; the kept choice distances, coverage and covering centres equal a
+fresh all-pairs computation, across openings; the yearly coverage and old-age allowance sums
+equal a count per resident."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from sim.facilities import CENTRE, DAY_RURAL, DAY_URBAN, RESIDENTIAL
 from sim.model import CareModel
 from sim.rng import Stream, uniforms
-from sim.services import dispatch
+from sim.services import _TIE_BINS, dispatch
 
 SCALE = 50
 
@@ -65,6 +66,92 @@ def test_dispatch_equal_requests_and_zero_capacity():
     assert np.array_equal(granted, expected)
     assert np.bincount(district, weights=granted, minlength=3).tolist() == [400.0, 0.0, 1002.0]
     assert np.sum((granted > 0) & (granted < request)) == 1
+
+
+def _dispatch_by_blocks(capacity, rows, district, request, priority, seed, month):
+    """Numpy reference with the float operations `dispatch` must repeat: group sums by
+    np.bincount in array order, then running sums by np.cumsum over the groups, over the
+    tie-break bins of the group where the hours run out, and over that bin's requests in key
+    order (one running sum across districts)."""
+    levels = int(priority.max()) + 1
+    group = district * levels + priority
+    key = group * 2.0 + uniforms(seed, Stream.DISPATCH, rows, month)
+    tie_bin = np.floor(key * _TIE_BINS).astype(np.int64) - group * (2 * _TIE_BINS)
+    granted = np.zeros(rows.size)
+    last, last_hours = [], []  # the requests of the cut bins, and their bin's hours
+    for d in range(capacity.size):
+        by_group = np.bincount(priority[district == d], request[district == d], minlength=levels)
+        cut, left = _cut_blocks(capacity[d], by_group)
+        granted[(district == d) & (priority < cut)] = request[(district == d) & (priority < cut)]
+        tied = np.flatnonzero((district == d) & (priority == cut))
+        by_bin = np.bincount(tie_bin[tied], request[tied], minlength=_TIE_BINS + 1)
+        cut_bin, left_bin = _cut_blocks(left, by_bin)
+        granted[tied[tie_bin[tied] < cut_bin]] = request[tied[tie_bin[tied] < cut_bin]]
+        last.append(tied[tie_bin[tied] == cut_bin])
+        last_hours.append(np.full(last[-1].size, left_bin))
+    idx, hours = np.concatenate(last), np.concatenate(last_hours)
+    if idx.size:
+        order = np.argsort(key[idx], kind="stable")
+        idx, hours = idx[order], hours[order]
+        served = np.cumsum(request[idx])
+        start = np.r_[True, district[idx][1:] != district[idx][:-1]]
+        before = np.r_[0.0, served][np.flatnonzero(start)][np.cumsum(start) - 1]
+        grant = hours - (served - request[idx] - before)
+        granted[idx] = np.clip(grant, 0.0, request[idx])
+    return granted
+
+
+def _cut_blocks(hours, demand):
+    """First block whose running sum exceeds `hours` (len if none), and the hours left for it."""
+    through = np.cumsum(demand)
+    cut = int(np.sum(through <= hours))
+    return cut, hours - (through[cut - 1] if cut else 0.0)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_dispatch_equals_numpy_blocks_bit_for_bit(levels):
+    rng = np.random.default_rng(levels)
+    binding = np.array([True, False, True, True, False, True])
+    for n in (1, 50, 30_000):
+        case = _dispatch_case(rng, n, binding.size, levels, binding)
+        for month in range(2):
+            granted = dispatch(*case, 7, month)
+            expected = _dispatch_by_blocks(*case, 7, month)
+            assert np.array_equal(granted.view(np.int64), expected.view(np.int64))
+
+
+def test_dispatch_edge_cases():
+    """No requests; every request served; no hours at all; hours that run out exactly at the
+    edge of a tie-break bin, and within the first request."""
+    rng = np.random.default_rng(5)
+    empty = np.zeros(0, np.int64)
+    assert dispatch(np.array([10.0]), empty, empty, np.zeros(0), empty, 1, 0).shape == (0,)
+    n = 4_000
+    rows = rng.choice(10**7, n, replace=False)
+    district = rng.integers(0, 2, n)
+    priority = rng.integers(0, 2, n)
+    request = rng.integers(0, 9, n).astype(float)  # whole hours: every sum is exact
+    plenty = np.bincount(district, weights=request) + 1.0
+    assert np.array_equal(dispatch(plenty, rows, district, request, priority, 1, 3), request)
+    none = dispatch(np.zeros(2), rows, district, request, priority, 1, 3)
+    assert not none.any()
+    key_bin = np.floor(uniforms(1, Stream.DISPATCH, rows, 3) * _TIE_BINS)
+    served_first = (priority == 0) | (key_bin < 300)  # district 1 runs out at the edge of bin 300
+    edge = np.array(
+        [request[district == 0].sum() / 2, request[(district == 1) & served_first].sum()]
+    )
+    for capacity in (edge, np.array([0.5, 2.0])):
+        granted = dispatch(capacity, rows, district, request, priority, 1, 3)
+        assert np.array_equal(
+            granted, _dispatch_by_full_sort(capacity, rows, district, request, priority, 1, 3)
+        )
+        assert np.array_equal(
+            granted, _dispatch_by_blocks(capacity, rows, district, request, priority, 1, 3)
+        )
+    granted = dispatch(edge, rows, district, request, priority, 1, 3)
+    assert np.array_equal(
+        granted[district == 1], np.where(served_first, request, 0.0)[district == 1]
+    )
 
 
 # -- facility market ------------------------------------------------------------------------
