@@ -2,6 +2,15 @@
 counts by district, ageing. One compiled pass over the resident columns (numba), so a month of
 the full city costs milliseconds; every draw is keyed by (seed, stream, person, month).
 
+A person's month takes one keyed uniform u (stream LIFE) and uses it three times, each time
+conditioned on the outcome so far: death if u < p_death; else v = (u - p_death) / (1 - p_death),
+uniform given survival, picks the next health state; w, the position of v within that state's
+interval, uniform given the state, decides medical-need onset or remission. The three outcomes
+have exactly the probabilities of three independent draws, and the hash, the costliest part of
+the row, is computed once instead of three times. A small change in one probability (a scenario's
+mortality or disability trend) moves v and w only a little, so the paths of two scenarios stay
+coupled as common random numbers should be (DESIGN.md section 6).
+
 The pass runs on all cores. The living rows are cut into N_CHUNKS contiguous chunks (a fixed
 number: nothing depends on how many threads run them); each chunk lists its event rows, needy
 rows and deaths in its own part of the buffers and counts into its own array, and a short serial
@@ -46,12 +55,7 @@ if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "forksafe"
 _LOCK = threading.Lock()
 
-_S_DEATH, _S_HEALTH, _S_MEDICAL, _S_SPOUSE = (
-    int(Stream.DEATH),
-    int(Stream.HEALTH),
-    int(Stream.MEDICAL),
-    int(Stream.SPOUSE),
-)
+_S_LIFE, _S_SPOUSE = int(Stream.LIFE), int(Stream.SPOUSE)
 
 # Per-chunk counts [chunk, district, column]: the N_COUNTS columns (stock deltas in C_60..
 # C_MEDICAL, flows after), then the people turning 65 and 80 at the end of the month.
@@ -59,9 +63,12 @@ _AGED_65, _AGED_80 = N_COUNTS, N_COUNTS + 1
 _N_CHUNK_COUNTS = N_COUNTS + 2
 # Per-chunk sizes [chunk, column]: event rows, needy rows, deaths.
 _EVENTS, _NEEDY, _DEATHS = 0, 1, 2
-# Columns of the per-cell table (cell = sex, age, state): death probability, the interval
-# [stay_low, stay_high) of the health uniform that keeps the state, medical-need onset.
-_P_DEATH, _STAY_LOW, _STAY_HIGH, _ONSET = 0, 1, 2, 3
+# Columns of the per-cell table (cell = sex, age, state): death probability and 1 / (1 - it),
+# the interval [stay_low, stay_high) of the health uniform v that keeps the state and 1 / its
+# width, medical-need onset.
+_P_DEATH, _SURVIVAL_SCALE, _STAY_LOW, _STAY_HIGH, _STAY_SCALE, _ONSET = range(6)
+_N_CELL = 6
+_BELOW_ONE = 1.0 - 2.0**-53  # the largest float64 below 1: v stays a uniform on [0, 1)
 _M65, _M80 = 65 * 12, 80 * 12
 
 # Indices in the loops are unsigned: with the signed int8/int16 columns numba emits negative-index
@@ -109,10 +116,11 @@ def _cell_tables(
 
     base[sex, age in months]: the cell of state 0, by lookup instead of `min(age_m // 12 - 60,
     n_ages - 1)` (ages are >= 60, entrants being 60; the last age holds everyone older, as in
-    the tables). cells[cell]: what nearly every row reads, side by side (two cells per cache
-    line): death probability, the interval [stay_low, stay_high) of the health uniform that keeps
-    the state, and the medical-need onset of the state. cum[cell, to]: the cumulative transition
-    row, for the few who change state. Copies of the same float64 values, so every comparison is
+    the tables). cells[cell]: what nearly every row reads, side by side: death probability, the
+    interval [stay_low, stay_high) of the health uniform that keeps the state, the medical-need
+    onset of the state, and the reciprocals that turn u into v and v into w by a multiplication
+    (0 where the interval is empty and never used). cum[cell, to]: the cumulative transition row,
+    for the few who change state. Copies of the same float64 values, so every comparison is
     exactly the one made on the original tables.
     """
     n_sex, n_ages, n_states = death_prob.shape
@@ -120,13 +128,20 @@ def _cell_tables(
     age = np.minimum(np.maximum(months // 12 - AGE_MIN, 0), n_ages - 1)
     base = (np.arange(n_sex)[:, None] * n_ages + age[None, :]) * n_states
     states = np.arange(n_states)
-    cells = np.empty((n_sex, n_ages, n_states, 4))
+    cells = np.empty((n_sex, n_ages, n_states, _N_CELL))
     cells[..., _P_DEATH] = death_prob
+    cells[..., _SURVIVAL_SCALE] = _reciprocal(1.0 - cells[..., _P_DEATH])
     cells[..., _STAY_LOW] = np.where(states > 0, health_cum[:, :, states, states - 1], 0.0)
     cells[..., _STAY_HIGH] = health_cum[:, :, states, states]
+    cells[..., _STAY_SCALE] = _reciprocal(cells[..., _STAY_HIGH] - cells[..., _STAY_LOW])
     cells[..., _ONSET] = medical_onset
     cum = np.ascontiguousarray(health_cum, dtype=np.float64).reshape(-1, n_states)
-    return base.astype(np.uint32), cells.reshape(-1, 4), cum
+    return base.astype(np.uint32), cells.reshape(-1, _N_CELL), cum
+
+
+def _reciprocal(width: np.ndarray) -> np.ndarray:
+    """1 / width, and 0 where the width is not positive (an interval no uniform falls in)."""
+    return np.divide(1.0, width, out=np.zeros_like(width), where=width > 0)
 
 
 # -- one row ------------------------------------------------------------------------------------
@@ -165,25 +180,19 @@ def _count_death(counts, d, h, age_months, medical_now):
 
 
 @row_function
-def _next_health(u, cells, cum, cell, h):
-    """State after one month for the health uniform u; most people stay, so test that first."""
-    if cells[cell, _STAY_LOW] <= u < cells[cell, _STAY_HIGH]:
-        return h
+def _next_health(v, cells, cum, cell, h):
+    """State after one month for the health uniform v, and w: where v lies within that state's
+    interval, scaled to [0, 1) (uniform given the state). Most people stay: tested first."""
+    if cells[cell, _STAY_LOW] <= v < cells[cell, _STAY_HIGH]:
+        return h, (v - cells[cell, _STAY_LOW]) * cells[cell, _STAY_SCALE]
     last = _U(cum.shape[1] - 1)
     new_h = _U(0)
-    while u >= cum[cell, new_h] and new_h < last:
+    while v >= cum[cell, new_h] and new_h < last:
         new_h += _U(1)
-    return new_h
-
-
-@row_function
-def _draws(seed, month, i):
-    """Row i's uniforms for death, health and medical need this month."""
-    return (
-        keyed_uniform(seed, _S_DEATH, i, month),
-        keyed_uniform(seed, _S_HEALTH, i, month),
-        keyed_uniform(seed, _S_MEDICAL, i, month),
-    )
+    low = cum[cell, new_h - _U(1)] if new_h > 0 else 0.0
+    high = cum[cell, new_h]
+    # v >= high only past the last state (a table summing to just under 1): no medical change
+    return new_h, (v - low) / (high - low) if v < high else 1.0
 
 
 @kernel
@@ -199,13 +208,13 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
     n_events = n_needy = n_dead = 0
     last_m = _U(base.shape[1] - 1)
     month_of_year = _U(month % 12)
-    # Each row's draws are made one iteration ahead, before the branches of the row before, so
-    # that their long multiply chains overlap that row's work (and survive its mispredictions).
-    draws = _draws(seed, month, alive_idx[lo] if lo < hi else 0)
+    # Each row's draw is made one iteration ahead, before the branches of the row before, so
+    # that its long multiply chain overlaps that row's work (and survives its mispredictions).
+    u_next = keyed_uniform(seed, _S_LIFE, alive_idx[lo] if lo < hi else 0, month)
     for k in range(lo, hi):
         r = _U(alive_idx[k])
-        u_death, u_health, u_medical = draws
-        draws = _draws(seed, month, alive_idx[min(k + 1, hi - 1)])
+        u = u_next
+        u_next = keyed_uniform(seed, _S_LIFE, alive_idx[min(k + 1, hi - 1)], month)
         d = _U(district[r])
         h = _U(health[r])
         entrant = entry_month[r] == month
@@ -214,7 +223,7 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
         else:
             age_months = _U(age_m[r])
             cell = _U(base[_U(sex[r]), min(age_months, last_m)]) + h
-            if u_death < cells[cell, _P_DEATH]:
+            if u < cells[cell, _P_DEATH]:
                 alive[r] = False
                 death_month[r] = month
                 _count_death(counts, d, h, age_months, medical[r])
@@ -222,7 +231,8 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
                 dead_part[lo + n_dead] = k
                 n_dead += 1
                 continue
-            new_h = _next_health(u_health, cells, cum, cell, h)
+            v = min((u - cells[cell, _P_DEATH]) * cells[cell, _SURVIVAL_SCALE], _BELOW_ONE)
+            new_h, w = _next_health(v, cells, cum, cell, h)
             changed = False
             if new_h != h:
                 health[r] = new_h
@@ -232,11 +242,11 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
                 cell = cell - h + new_h
                 h = new_h
             if medical[r]:
-                if u_medical < medical_remission:
+                if w < medical_remission:
                     medical[r] = False
                     counts[d, C_MEDICAL] -= 1
                     changed = True
-            elif u_medical < cells[cell, _ONSET]:
+            elif w < cells[cell, _ONSET]:
                 medical[r] = True
                 counts[d, C_MEDICAL] += 1
                 changed = True

@@ -34,9 +34,7 @@ class Stream(IntEnum):
     INIT_CHILD_PLACE = 9
     INIT_URBAN = 10
     INIT_NEIGHBOURHOOD = 11
-    DEATH = 20
-    HEALTH = 21
-    MEDICAL = 22
+    LIFE = 20  # death, then health, then medical need: one draw, conditioned (sim/kernels.py)
     SPOUSE = 23
     ENTRANT = 24
     CHOICE = 30

@@ -72,7 +72,7 @@ def _serial_reference(inputs: dict) -> dict:
     living = alive_idx[:n_alive].copy()
     draws = {
         s: dict(zip(living.tolist(), uniforms(seed, s, living, month).tolist(), strict=True))
-        for s in (Stream.DEATH, Stream.HEALTH, Stream.MEDICAL, Stream.SPOUSE)
+        for s in (Stream.LIFE, Stream.SPOUSE)
     }
     events: list[int] = []
     needy: list[int] = []
@@ -93,7 +93,8 @@ def _serial_reference(inputs: dict) -> dict:
         else:
             years = int(age_m[i]) // 12
             ai, s = min(years - 60, death_prob.shape[1] - 1), int(sex[i])
-            if draws[Stream.DEATH][i] < death_prob[s, ai, h]:
+            u, p_death = draws[Stream.LIFE][i], death_prob[s, ai, h]
+            if u < p_death:
                 alive[i], death_month[i] = False, month
                 mark(i, EVENT_DIED)
                 flows[d, C_DEATHS] += 1
@@ -107,16 +108,22 @@ def _serial_reference(inputs: dict) -> dict:
                     spouse[j] = -1
                     mark(j, EVENT_WIDOWED)
                 continue
-            u = draws[Stream.HEALTH][i]
+            # the same uniform, conditioned on survival, then on the new state
+            v = min((u - p_death) * (1.0 / (1.0 - p_death)), 1.0 - 2.0**-53)
             new_h = 0
-            while u >= cum[s, ai, h, new_h] and new_h < N_STATES - 1:
+            while v >= cum[s, ai, h, new_h] and new_h < N_STATES - 1:
                 new_h += 1
+            low = cum[s, ai, h, new_h - 1] if new_h > 0 else 0.0
+            high = cum[s, ai, h, new_h]
+            if new_h == h:
+                u = (v - low) * (1.0 / (high - low))
+            else:
+                u = (v - low) / (high - low) if v < high else 1.0
             if new_h != h:
                 health[i] = new_h
                 stock[d, C_STATE0 + h] -= 1
                 stock[d, C_STATE0 + new_h] += 1
             changed = NEED_LEVEL[new_h] != NEED_LEVEL[h]
-            u = draws[Stream.MEDICAL][i]
             if medical[i] and u < a["medical_remission"]:
                 medical[i], changed = False, True
                 stock[d, C_MEDICAL] -= 1

@@ -39,22 +39,22 @@ def test_numba_and_numpy_bit_identical(seed: int, stream: int) -> None:
 
 def test_scalar_python_call_matches_vectorised() -> None:
     keys = np.array([0, 1, 2, 99, 12_345])
-    expected = uniforms(5, Stream.HEALTH, keys, 17)
-    got = np.array([keyed_uniform(5, int(Stream.HEALTH), int(k), 17) for k in keys])
+    expected = uniforms(5, Stream.INIT_HEALTH, keys, 17)
+    got = np.array([keyed_uniform(5, int(Stream.INIT_HEALTH), int(k), 17) for k in keys])
     np.testing.assert_array_equal(got, expected)
 
 
 def test_uniforms_accept_any_integer_key_array() -> None:
     keys = np.arange(1_000)
-    ref = uniforms(3, Stream.DEATH, keys, 4)
+    ref = uniforms(3, Stream.LIFE, keys, 4)
     for dtype in (np.int32, np.int64, np.uint32, np.uint64):
-        np.testing.assert_array_equal(uniforms(3, Stream.DEATH, keys.astype(dtype), 4), ref)
-    np.testing.assert_array_equal(uniforms(3, Stream.DEATH, list(range(1_000)), 4), ref)
+        np.testing.assert_array_equal(uniforms(3, Stream.LIFE, keys.astype(dtype), 4), ref)
+    np.testing.assert_array_equal(uniforms(3, Stream.LIFE, list(range(1_000)), 4), ref)
 
 
 @pytest.fixture(scope="module")
 def draws() -> np.ndarray:
-    return uniforms(1, Stream.HEALTH, np.arange(N), 0)
+    return uniforms(1, Stream.INIT_HEALTH, np.arange(N), 0)
 
 
 def test_range_and_moments(draws: np.ndarray) -> None:
@@ -88,11 +88,11 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize(
     ("other", "label"),
     [
-        ((1, Stream.DEATH, 0), "stream"),
-        ((1, Stream.HEALTH, 1), "month"),
-        ((1, Stream.HEALTH, 2), "month+2"),
-        ((2, Stream.HEALTH, 0), "seed"),
-        ((1, Stream.MEDICAL, 1), "stream and month"),
+        ((1, Stream.LIFE, 0), "stream"),
+        ((1, Stream.INIT_HEALTH, 1), "month"),
+        ((1, Stream.INIT_HEALTH, 2), "month+2"),
+        ((2, Stream.INIT_HEALTH, 0), "seed"),
+        ((1, Stream.INIT_MEDICAL, 1), "stream and month"),
     ],
 )
 def test_different_keys_uncorrelated(draws: np.ndarray, other: tuple, label: str) -> None:
@@ -113,9 +113,9 @@ def test_neighbouring_keys_uncorrelated(draws: np.ndarray) -> None:
 
 def test_consecutive_seeds_uncorrelated() -> None:
     keys = np.arange(200_000)
-    base = uniforms(0, Stream.DEATH, keys, 5)
+    base = uniforms(0, Stream.LIFE, keys, 5)
     for seed in (1, 2, 3):
-        assert abs(_corr(base, uniforms(seed, Stream.DEATH, keys, 5))) < 0.01
+        assert abs(_corr(base, uniforms(seed, Stream.LIFE, keys, 5))) < 0.01
 
 
 def test_draws_are_pure_functions_of_the_key() -> None:
