@@ -95,7 +95,7 @@ def _release(model: CareModel, rows: np.ndarray) -> None:
     pop, fac = model.pop, model.facilities
     holding = rows[pop.facility[rows] >= 0]
     f = pop.facility[holding]
-    np.subtract.at(fac.occupancy, f, 1)
+    fac.occupancy -= np.bincount(f, minlength=fac.size)
     model.record_exits(f)
     pop.facility[holding] = -1
 

@@ -238,7 +238,7 @@ def admit(
     rank = np.arange(order.size) - np.repeat(starts, np.diff(np.r_[starts, order.size]))
     admitted = np.zeros(applicant_rows.size, dtype=bool)
     admitted[order] = rank < free[fac_sorted]
-    np.add.at(table.occupancy, applicant_facility[admitted], 1)
+    table.occupancy += np.bincount(applicant_facility[admitted], minlength=table.size)
     return admitted
 
 
@@ -303,7 +303,7 @@ class FacilityMarket:
         self._choice_kept: dict[int, tuple[np.ndarray, list]] = {}
 
     def record_exits(self, facilities: np.ndarray) -> None:
-        np.add.at(self._exited, facilities, 1)
+        self._exited += np.bincount(facilities, minlength=self._exited.size)
 
     def refresh(self, month: int, queue_facility: np.ndarray) -> None:
         """Update queues, free places, expected waits and (each January) coverage for `month`."""
