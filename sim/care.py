@@ -24,7 +24,7 @@ from sim.choice import (
     choose,
     reason_tallies,
 )
-from sim.delivery import IDX, deliver_and_measure
+from sim.delivery import IDX, Needy, deliver_and_measure, gather_needy
 from sim.facilities import PUBLIC, admit
 from sim.kernels import EVENT_DIED, EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
 
@@ -73,8 +73,9 @@ def care_month(model: CareModel) -> np.ndarray:
     pop.arrangement[rows_in] = _OPTION_OF_KIND[fac.kind[target[admitted]]]
     pop.queue_facility[rows_in] = -1
     pop.queue_since[rows_in] = -1
-    out, unmet_family_only = deliver_and_measure(model, needy)
-    _reasons(model, out, needy, unmet_family_only)
+    people = gather_needy(model, needy)  # facilities, arrangements and queues are final now
+    out, unmet_family_only = deliver_and_measure(model, needy, people, applicants[~admitted])
+    _reasons(model, out, people, unmet_family_only)
     return out
 
 
@@ -166,7 +167,7 @@ def _move(
 
 
 def _reasons(
-    model: CareModel, out: np.ndarray, needy: np.ndarray, unmet_family_only: np.ndarray
+    model: CareModel, out: np.ndarray, people: Needy, unmet_family_only: np.ndarray
 ) -> None:
     """Why dependents go without formal care, and why beds stand empty, by district.
 
@@ -174,8 +175,8 @@ def _reasons(
     that kind do not use it (all to 'preference' where there are none).
     """
     fac, n_d = model.facilities, out.shape[0]
-    dependent = np.flatnonzero(model.pop.health[needy] >= 3)  # indices: faster than a mask here
-    unmet, not_using = reason_tallies(model, needy[dependent], unmet_family_only[dependent], n_d)
+    dependent = np.flatnonzero(people.health >= 3)
+    unmet, not_using = reason_tallies(model, people, dependent, unmet_family_only, n_d)
     for r, name in enumerate(REASONS):
         out[:, IDX[f"unmet_reason_{name}"]] = unmet[:, r]
     open_now = fac.is_open(model.month)

@@ -37,6 +37,7 @@ from sim.kernels import NEED_LEVEL
 from sim.rng import Stream, keyed_uniform
 
 if TYPE_CHECKING:
+    from sim.delivery import Needy
     from sim.model import CareModel
 
 FAMILY, HOME, COMMUNITY, PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED = range(6)
@@ -495,15 +496,15 @@ def _binding_reasons(s: _Scene, r: _Residents, o: _Options, out: np.ndarray) -> 
 
 @kernel
 def _reason_tallies(
-    s: _Scene, r: _Residents, rows: np.ndarray, facility: np.ndarray, facility_kind: np.ndarray,
-    unmet: np.ndarray, o: _Options, binding: np.ndarray, residential: np.ndarray,
+    s: _Scene, r: _Residents, entries: np.ndarray, facility: np.ndarray,
+    facility_kind: np.ndarray, unmet: np.ndarray, o: _Options, binding: np.ndarray,
+    residential: np.ndarray,
 ) -> None:  # fmt: skip
-    """See `reason_tallies`; `facility` is the population's column, `facility_kind` the kind of
-    each facility and `o` scratch for one resident."""
-    for k in range(rows.size):
-        if k + AHEAD < rows.size:
-            prefetch(facility, np.uintp(rows[k + AHEAD]))
-        f = facility[np.uintp(rows[k])]
+    """See `reason_tallies`; `facility` is the facility each resident holds, `facility_kind` the
+    kind of each facility and `o` scratch for one resident."""
+    for e in range(entries.size):
+        k = entries[e]
+        f = facility[k]
         kind = facility_kind[np.uintp(f)] if f >= 0 else -1
         _features_row(s, r, k, o, 0)
         d = np.uintp(r.district[k])
@@ -566,21 +567,25 @@ def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
 
 
 def reason_tallies(
-    model: CareModel, rows: np.ndarray, unmet: np.ndarray, n_districts: int
+    model: CareModel, people: Needy, entries: np.ndarray, unmet: np.ndarray, n_districts: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Reasons by district in one pass over `rows` (the diagnostics of every dependent).
+    """Reasons by district in one pass over the entries `entries` (in increasing order) of the
+    residents in need `people` (the diagnostics of every dependent): `people` holds their
+    columns already, so no population row is visited again.
 
-    Returns the tally [district, reason] of `binding_reasons` over the rows flagged `unmet`, and
-    for each of RESIDENTIAL_OPTIONS the tally [option, district, reason] of `option_reason` over
-    the rows not in a facility of that option's kind.
+    Returns the tally [district, reason] of `binding_reasons` over the entries flagged `unmet`
+    (a mask over `people`), and for each of RESIDENTIAL_OPTIONS the tally
+    [option, district, reason] of `option_reason` over the entries not in a facility of that
+    option's kind.
     """
     binding = np.zeros((n_districts, len(REASONS)), dtype=np.int64)
     residential = np.zeros((len(RESIDENTIAL_OPTIONS), n_districts, len(REASONS)), dtype=np.int64)
+    residents = _Residents(*(getattr(people, name) for name in _Residents._fields))  # a subset
     _reason_tallies(
         _scene(model),
-        _residents(model, rows),
-        rows,
-        model.pop.facility,
+        residents,
+        entries,
+        people.facility,
         model.facilities.kind,
         unmet,
         _new_options(1),

@@ -1,11 +1,14 @@
 """Care delivered this month to everyone in need, and the raw KPI sums by district.
 
 Every resident in need (care-need level 1+ or a medical need, ~250 k rows in 2030) is visited
-each month, so the per-person arithmetic runs in two compiled passes (numba) around the team
-dispatch: `_receive` works out what the family and any facility give, the teams share their
-hours (`services.dispatch`), and `_tally` adds each person's care, unmet hours and public
-spending into the [district, SUMS] array in row order (the same sums, in the same order, as a
-per-column bincount).
+each month. Their rows are scattered over the population (one in ~8 rows), so a pass that reads
+them there streams nearly whole columns from memory: `gather_needy` reads their columns and
+family care capacity once, after admissions, into compact arrays (`Needy`) that every later pass
+of the month reads in order. The per-person arithmetic runs in two compiled passes (numba) around
+the team dispatch: `_receive` works out what the family and any facility give and lists the
+requests to the teams, the teams share their hours (`services.dispatch`), and `_tally` adds each
+person's care, unmet hours and public spending into the [district, SUMS] array in row order (the
+same sums, in the same order, as a per-column bincount).
 """
 
 from __future__ import annotations
@@ -16,8 +19,14 @@ import numpy as np
 
 from sim.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME, REASONS
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
-from sim.families import family_care_capacity
-from sim.jit import AHEAD, kernel, prefetch, row_function
+from sim.families import (
+    Households,
+    care_hours,
+    households,
+    lives_alone,
+    prefetch_partner,
+)
+from sim.jit import AHEAD, kernel, row_function
 from sim.services import dispatch
 
 if TYPE_CHECKING:
@@ -81,10 +90,20 @@ _UNMET_HOURS, _FAMILY_HOURS = IDX["unmet_hours"], IDX["family_hours"]
 _OVERLOADED, _TEAM_USED = IDX["overloaded"], IDX["team_used"]
 _SPEND_PUBLIC, _SPEND_VOUCHERS = IDX["spend_public_homes"], IDX["spend_vouchers"]
 _SPEND_NURSING, _SPEND_CARER = IDX["spend_nursing_subsidy"], IDX["spend_carer_allowance"]
+# the sums of whole numbers: `_tally` counts them in integers (exact in any order, and adding a
+# flag to an integer needs no branch, where adding it as 0.0 or 1.0 compiles to one)
+_COUNTED = [
+    _MED_NEED, _MED_MET, _MED_MET_BEDS, _IN_NEED, _N_FAMILY, _N_HOME, _N_COMMUNITY,
+    _N_INSTITUTION, _N_MEDICAL_BED, _DEPENDENTS, _DEPENDENTS_UNMET, _OVERLOADED,
+]  # fmt: skip
 
 
-class _People(NamedTuple):
-    """The population columns the passes read, by row."""
+class Needy(NamedTuple):
+    """The residents in need this month after admissions: entry k is population row needy[k].
+
+    Population columns (dtypes as there) and the household's care capacity (`care_hours`); the
+    names are those of `choice._Residents`, whose columns these include.
+    """
 
     district: np.ndarray
     health: np.ndarray
@@ -93,8 +112,23 @@ class _People(NamedTuple):
     income: np.ndarray
     arrangement: np.ndarray
     facility: np.ndarray
-    queue_facility: np.ndarray
-    queue_since: np.ndarray
+    urban: np.ndarray
+    n_children: np.ndarray
+    neigh: np.ndarray
+    alone: np.ndarray  # lives alone (`lives_alone`)
+    family: np.ndarray  # family care capacity, hours per month
+
+
+class _Columns(NamedTuple):
+    """The population columns `Needy` copies besides the household's (`Households`)."""
+
+    district: np.ndarray
+    medical: np.ndarray
+    voucher: np.ndarray
+    income: np.ndarray
+    arrangement: np.ndarray
+    urban: np.ndarray
+    neigh: np.ndarray
 
 
 class _Places(NamedTuple):
@@ -125,30 +159,52 @@ class _Rates(NamedTuple):
 class _Care(NamedTuple):
     """Care this month of each person in need: entry k is population row needy[k]."""
 
-    family_capacity: np.ndarray  # hours per month the household could give
     need: np.ndarray
     in_use: np.ndarray  # arrangement actually in use
     kind: np.ndarray  # kind of the facility held (-1 none)
     family: np.ndarray  # hours given by the family
     formal: np.ndarray  # hours given by a facility
-    request: np.ndarray  # hours asked of the teams, if on home services
-    med_request: np.ndarray
+    med_request: np.ndarray  # medical hours needed of the teams
     granted: np.ndarray  # hours the teams grant
     med_granted: np.ndarray
     unmet_family_only: np.ndarray  # a dependent with unmet need and family care only
 
 
-def _new_care(family_capacity: np.ndarray) -> _Care:
+class _Requests(NamedTuple):
+    """Requests to the teams, in row order: request j is by the person in need of entry
+    `entry[j]`; the other arrays are `services.dispatch`'s arguments."""
+
+    entry: np.ndarray
+    row: np.ndarray
+    district: np.ndarray
+    hours: np.ndarray
+    priority: np.ndarray  # 0 for voucher holders, who are served first; 1 for others
+
+
+def _new_requests(n: int) -> _Requests:
+    """Room for `n` requests."""
+    return _Requests(
+        *(np.empty(n, dtype=t) for t in (np.int64, np.int64, np.int64, float, np.int64))
+    )
+
+
+@row_function
+def _add_request(
+    requests: _Requests, j: int, k: int, row: int, district: int, hours: float, voucher: bool
+) -> None:
+    """Write request j: `hours` by the person in need of entry k (population row `row`)."""
+    requests.entry[j], requests.row[j], requests.district[j] = k, row, district
+    requests.hours[j], requests.priority[j] = hours, 0 if voucher else 1
+
+
+def _new_care(n: int) -> _Care:
     """Arrays for `_receive` and `_tally` to fill; grants stay zero for those not on home care."""
-    n = family_capacity.size
     return _Care(
-        family_capacity=family_capacity,
         need=np.empty(n),
         in_use=np.empty(n, dtype=np.int8),
         kind=np.empty(n, dtype=np.int8),
         family=np.empty(n),
         formal=np.empty(n),
-        request=np.empty(n),
         med_request=np.empty(n),
         granted=np.zeros(n),
         med_granted=np.zeros(n),
@@ -156,132 +212,163 @@ def _new_care(family_capacity: np.ndarray) -> _Care:
     )
 
 
-@row_function
-def _prefetch_person(people: _People, i: np.uintp) -> None:
-    """Start loading row i's columns: the persons in need are scattered over the population."""
-    prefetch(people.district, i)
-    prefetch(people.health, i)
-    prefetch(people.medical, i)
-    prefetch(people.voucher, i)
-    prefetch(people.income, i)
-    prefetch(people.arrangement, i)
-    prefetch(people.facility, i)
-    prefetch(people.queue_facility, i)
-    prefetch(people.queue_since, i)
-
-
 @kernel
-def _receive(people: _People, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care):
-    """Per person in need: hours needed, the arrangement actually in use, whether they hold a
-    bed or a day place, family hours, facility hours, and what they would ask of the teams.
+def _gather(h: Households, c: _Columns, needy: np.ndarray, out: Needy) -> None:
+    """Copy the columns of rows `needy` (in increasing order) into `out` (see `gather_needy`).
 
-    A resident who chose a home or centre but holds no place yet keeps family care only.
-    """
+    Only the spouse's row is prefetched, AHEAD rows ahead: it lies anywhere, while the rows
+    themselves ascend, which the CPU's own prefetching follows (prefetching them too measured no
+    faster)."""
     n = needy.size
     for k in range(n):
         if k + AHEAD < n:
-            _prefetch_person(people, np.uintp(needy[k + AHEAD]))
+            prefetch_partner(h, np.uintp(needy[k + AHEAD]))
         i = np.uintp(needy[k])
-        f = people.facility[i]
-        need = rates.need_by_state[np.uintp(people.health[i])]
+        out.district[k] = c.district[i]
+        out.health[k] = h.health[i]
+        out.medical[k] = c.medical[i]
+        out.voucher[k] = c.voucher[i]
+        out.income[k] = c.income[i]
+        out.arrangement[k] = c.arrangement[i]
+        out.facility[k] = h.facility[i]
+        out.urban[k] = c.urban[i]
+        out.n_children[k] = h.n_children[i]
+        out.neigh[k] = c.neigh[i]
+        out.alone[k] = lives_alone(h, i)
+        out.family[k] = care_hours(h, i)
+
+
+def gather_needy(model: CareModel, needy: np.ndarray) -> Needy:
+    """The columns of the residents `needy` and their family care capacity, read from the
+    population in one pass; call it once the month's admissions are done."""
+    pop, p = model.pop, model.params
+    h = households(pop, p.family, p.policy, model.residential_facility)
+    c = _Columns(
+        pop.district,
+        pop.medical,
+        pop.voucher,
+        pop.income,
+        pop.arrangement,
+        pop.urban,
+        pop.neigh,
+    )
+    out = Needy(
+        *(np.empty(needy.size, dtype=getattr(pop, name).dtype) for name in Needy._fields[:-2]),
+        np.empty(needy.size, dtype=np.bool_),
+        np.empty(needy.size),
+    )
+    _gather(h, c, needy, out)
+    return out
+
+
+@kernel
+def _receive(
+    people: Needy, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care,
+    home: _Requests, medical: _Requests,
+) -> tuple[int, int]:  # fmt: skip
+    """Per person in need: hours needed, the arrangement actually in use, whether they hold a
+    bed or a day place, family hours, facility hours, and, for those on home services, their
+    requests to the teams (written to `home` and `medical`; returns the number of each).
+
+    A resident who chose a home or centre but holds no place yet keeps family care only.
+    """
+    n_home = n_medical = 0
+    for k in range(people.health.size):
+        f = people.facility[k]
+        need = rates.need_by_state[np.uintp(people.health[k])]
         care.need[k] = need
         care.kind[k] = places.kind[np.uintp(f)] if f >= 0 else -1
         bed = f >= 0 and places.residential[np.uintp(f)]
-        a = people.arrangement[i]
+        a = people.arrangement[k]
         if not bed and (a >= PUBLIC_HOME or (a == COMMUNITY and f < 0)):
             a = FAMILY
         care.in_use[k] = a
         if bed:
             family, formal = 0.0, need
         else:
-            family = min(need, care.family_capacity[k])
+            family = min(need, people.family[k])
             formal = min(rates.day_care_hours, need - family) if f >= 0 else 0.0
         care.family[k], care.formal[k] = family, formal
-        care.request[k] = max(need - family, 0.0)
-        care.med_request[k] = rates.medical_hours if people.medical[i] else 0.0
+        med_request = rates.medical_hours if people.medical[k] else 0.0
+        care.med_request[k] = med_request
+        if a == HOME:
+            row, d, voucher = needy[k], people.district[k], people.voucher[k]
+            _add_request(home, n_home, k, row, d, max(need - family, 0.0), voucher)
+            n_home += 1
+            if med_request > 0:
+                _add_request(medical, n_medical, k, row, d, med_request, voucher)
+                n_medical += 1
+    return n_home, n_medical
 
 
 @kernel
 def _tally(
-    people: _People, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care, out
-):  # fmt: skip
-    """Add each person's care, unmet need, queue place and public spending to
+    people: Needy,
+    places: _Places,
+    rates: _Rates,
+    care: _Care,
+    out: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Add each person's care, unmet need and public spending to
     out[district, SUMS], in row order (the same sums, in the same order, as a per-column
-    bincount); flag care.unmet_family_only (the dependents whose binding reason the diagnostics
-    explain)."""
-    n = needy.size
-    for k in range(n):
-        if k + AHEAD < n:
-            _prefetch_person(people, np.uintp(needy[k + AHEAD]))
-        i = np.uintp(needy[k])
-        d = np.uintp(people.district[i])
-        f = people.facility[i]
+    bincount), and the `_COUNTED` columns to the integers counts[district, SUMS] instead; flag
+    care.unmet_family_only (the dependents whose binding reason the diagnostics explain)."""
+    for k in range(people.health.size):
+        d = np.uintp(people.district[k])
+        f = people.facility[k]
+        held = f >= 0
+        place = np.uintp(max(f, 0))  # a valid index (there are facilities); used only if held
         health, medical, in_use, kind = (
-            people.health[i],
-            people.medical[i],
+            people.health[k],
+            people.medical[k],
             care.in_use[k],
             care.kind[k],
         )
-        bed = f >= 0 and places.residential[np.uintp(f)]
+        bed = held & places.residential[place]
         home = in_use == HOME
         granted, family = care.granted[k], care.family[k]
         unmet = max(care.need[k] - family - (granted if home else care.formal[k]), 0.0)
         dependent = health >= 3
-        capable_bed = bed and places.capable[np.uintp(f)]
+        capable_bed = bed & places.capable[place]
         med_request = care.med_request[k]
         team_medical = home and med_request > 0 and care.med_granted[k] >= med_request - _EPS
-        out[d, _MED_NEED] += medical
-        out[d, _MED_MET] += medical and (capable_bed or team_medical)
-        out[d, _MED_MET_BEDS] += medical and capable_bed
-        out[d, _IN_NEED] += 1.0
-        out[d, _N_FAMILY] += in_use == FAMILY
-        out[d, _N_HOME] += home
-        out[d, _N_COMMUNITY] += in_use == COMMUNITY
-        out[d, _N_INSTITUTION] += bed and kind != MEDICAL
-        out[d, _N_MEDICAL_BED] += kind == MEDICAL
-        out[d, _DEPENDENTS] += dependent
-        out[d, _DEPENDENTS_UNMET] += dependent and unmet > _EPS
+        counts[d, _MED_NEED] += medical
+        counts[d, _MED_MET] += medical & (capable_bed | team_medical)
+        counts[d, _MED_MET_BEDS] += medical & capable_bed
+        counts[d, _IN_NEED] += 1
+        counts[d, _N_FAMILY] += in_use == FAMILY
+        counts[d, _N_HOME] += home
+        counts[d, _N_COMMUNITY] += in_use == COMMUNITY
+        counts[d, _N_INSTITUTION] += bed & (kind != MEDICAL)
+        counts[d, _N_MEDICAL_BED] += kind == MEDICAL
+        counts[d, _DEPENDENTS] += dependent
+        counts[d, _DEPENDENTS_UNMET] += dependent & (unmet > _EPS)
         out[d, _UNMET_HOURS] += unmet
         out[d, _FAMILY_HOURS] += family
-        out[d, _OVERLOADED] += family > rates.overload_hours
+        counts[d, _OVERLOADED] += family > rates.overload_hours
         out[d, _TEAM_USED] += granted + care.med_granted[k]
-        if people.queue_facility[i] >= 0:
-            out[d, _QUEUE] += 1.0
-            out[d, _WAIT_SUM] += rates.month - people.queue_since[i]
-        income = people.income[i]
-        if f >= 0 and kind == PUBLIC:  # 三无/五保 residents pay no fee
-            out[d, _SPEND_PUBLIC] += rates.public_bed_cost - (
-                0.0 if income == 0 else rates.public_fee
-            )
-        if people.voucher[i]:
-            if home:
-                cost = granted * rates.home_hour_price
-            else:
-                cost = rates.day_care_price if in_use == COMMUNITY else 0.0
-            out[d, _SPEND_VOUCHERS] += min(rates.voucher_amount, cost)
-        if health == 4 and income <= 1:
-            out[d, _SPEND_NURSING] += rates.nursing_subsidy
-        if dependent and f < 0:
-            out[d, _SPEND_CARER] += rates.carer_allowance
-        care.unmet_family_only[k] = dependent and not bed and in_use == FAMILY and unmet > _EPS
+        # the terms below are multiplied by whether they apply (adding 0.0 leaves a sum as it
+        # is): measured faster than branching on each
+        income = people.income[k]
+        fee = 0.0 if income == 0 else rates.public_fee  # 三无/五保 residents pay no fee
+        out[d, _SPEND_PUBLIC] += (rates.public_bed_cost - fee) * (kind == PUBLIC)
+        day_care_cost = rates.day_care_price * (in_use == COMMUNITY)
+        cost = granted * rates.home_hour_price if home else day_care_cost
+        out[d, _SPEND_VOUCHERS] += min(rates.voucher_amount, cost) * people.voucher[k]
+        out[d, _SPEND_NURSING] += rates.nursing_subsidy * ((health == 4) & (income <= 1))
+        out[d, _SPEND_CARER] += rates.carer_allowance * (dependent & (not held))
+        care.unmet_family_only[k] = dependent & (not bed) & (in_use == FAMILY) & (unmet > _EPS)
 
 
-def deliver_and_measure(model: CareModel, needy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Care delivered to everyone in need this month: returns the raw sums [district, SUMS]
-    (reason columns still zero) and the mask of dependents with unmet need and family care only.
+def deliver_and_measure(
+    model: CareModel, needy: np.ndarray, people: Needy, queued: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Care delivered to everyone in need this month (rows `needy`, their columns `people`; of
+    them, rows `queued` still wait for a bed): returns the raw sums [district, SUMS] (reason
+    columns still zero) and the mask of dependents with unmet need and family care only.
     """
-    pop, p = model.pop, model.params
-    people = _People(
-        pop.district,
-        pop.health,
-        pop.medical,
-        pop.voucher,
-        pop.income,
-        pop.arrangement,
-        pop.facility,
-        pop.queue_facility,
-        pop.queue_since,
-    )
+    p = model.params
     places = _Places(
         model.facilities.kind, model.residential_facility, model.facility_medical_capable()
     )
@@ -300,33 +387,44 @@ def deliver_and_measure(model: CareModel, needy: np.ndarray) -> tuple[np.ndarray
         float(pol.carer_allowance),
         int(model.month),
     )
-    care = _new_care(family_care_capacity(pop, needy, p.family, p.policy, places.residential))
-    _receive(people, places, rates, needy, care)
-    home = np.flatnonzero(care.in_use == HOME)
-    med_home = home[care.med_request[home] > 0]
+    care = _new_care(needy.size)
+    home, medical = _new_requests(needy.size), _new_requests(needy.size)
+    n_home, n_medical = _receive(people, places, rates, needy, care, home, medical)
     team_capacity = model.team_hours_by_district() / model.scale
     share = p.services.medical_staff_share
-    care.granted[home] = _team_hours(
-        model, team_capacity * (1 - share), needy[home], care.request[home]
+    care.granted[home.entry[:n_home]] = _team_hours(
+        model, team_capacity * (1 - share), home, n_home
     )
-    care.med_granted[med_home] = _team_hours(
-        model, team_capacity * share, needy[med_home], care.med_request[med_home]
+    care.med_granted[medical.entry[:n_medical]] = _team_hours(
+        model, team_capacity * share, medical, n_medical
     )
     out = np.zeros((len(model.geo.districts), len(SUMS)))
-    _tally(people, places, rates, needy, care, out)
+    counts = np.zeros(out.shape, dtype=np.int64)
+    _tally(people, places, rates, care, out, counts)
+    out[:, _COUNTED] = counts[:, _COUNTED]
     out[:, IDX["team_capacity"]] = team_capacity
+    _queue_sums(model, queued, out)
     _facility_sums(model, out)
     return out, care.unmet_family_only
 
 
-def _team_hours(
-    model: CareModel, capacity: np.ndarray, rows: np.ndarray, hours: np.ndarray
-) -> np.ndarray:
-    """Hours the district teams (`capacity` by district) grant to the requests of `hours` by
-    residents `rows`, voucher holders first."""
-    priority = np.where(model.pop.voucher[rows], 0, 1)
-    district = model.pop.district[rows].astype(np.int64)
-    return dispatch(capacity, rows, district, hours, priority, model.seed, model.month)
+def _queue_sums(model: CareModel, queued: np.ndarray, out: np.ndarray) -> None:
+    """Residents waiting for a bed and the months they have waited so far, by district: from
+    the few thousand rows in a queue, not a column of everyone in need (whole numbers, so the
+    sums do not depend on the order)."""
+    pop, n_d = model.pop, out.shape[0]
+    district = pop.district[queued].astype(np.int64)
+    waited = model.month - pop.queue_since[queued].astype(np.int64)
+    out[:, _QUEUE] = np.bincount(district, minlength=n_d)
+    out[:, _WAIT_SUM] = np.bincount(district, weights=waited, minlength=n_d)
+
+
+def _team_hours(model: CareModel, capacity: np.ndarray, requests: _Requests, n: int) -> np.ndarray:
+    """Hours the district teams (`capacity` by district) grant to the first `n` `requests`."""
+    r = requests
+    return dispatch(
+        capacity, r.row[:n], r.district[:n], r.hours[:n], r.priority[:n], model.seed, model.month
+    )
 
 
 def _facility_sums(model: CareModel, out: np.ndarray) -> None:

@@ -21,6 +21,7 @@ from sim.choice import (
     reason_tallies,
     utilities,
 )
+from sim.delivery import gather_needy
 from sim.facilities import CENTRE, DAY_URBAN, PUBLIC
 from sim.families import CHILD_NONE, family_care_capacity
 from sim.model import CareModel
@@ -75,11 +76,14 @@ def test_choose_is_gumbel_max_of_utilities(model: CareModel) -> None:
 
 
 def test_reason_tallies_match_per_resident_reasons(model: CareModel) -> None:
-    """The one-pass tallies equal bincounts of binding_reasons and option_reason."""
-    pop, n_d = model.pop, len(model.geo.districts)
-    rows = model.needy_rows[pop.health[model.needy_rows] >= 3]
-    unmet = np.random.default_rng(0).random(rows.size) < 0.3
-    binding, residential = reason_tallies(model, rows, unmet, n_d)
+    """The one-pass tallies over the dependents' entries of the residents in need equal
+    bincounts of binding_reasons and option_reason over their rows."""
+    pop, n_d, needy = model.pop, len(model.geo.districts), model.needy_rows
+    people = gather_needy(model, needy)
+    entries = np.flatnonzero(pop.health[needy] >= 3)
+    flagged = np.random.default_rng(0).random(needy.size) < 0.3
+    binding, residential = reason_tallies(model, people, entries, flagged, n_d)
+    rows, unmet = needy[entries], flagged[entries]
     f = option_features(model, rows)
     district = pop.district[rows].astype(np.int64)
 
