@@ -46,12 +46,12 @@ def care_month(model: CareModel) -> np.ndarray:
     pop.queue_facility[dead] = -1
     pop.queue_since[dead] = -1
     needy = model.needy_rows
-    model.refresh_facility_state()
+    queued = _waiting(pop, needy)
+    model.refresh_facility_state(queued)
 
     deciding = events[
         ((bits & (EVENT_NEED | EVENT_WIDOWED | EVENT_REVIEW)) != 0) & pop.alive[events]
     ]
-    queued = _waiting(pop, needy)
     too_long = queued[month - pop.queue_since[queued] >= model.params.services.max_wait_months]
     deciders = _union(deciding, too_long)
     if month == 0:  # the end-2015 population has no recorded arrangement: everyone in need decides
@@ -61,7 +61,7 @@ def care_month(model: CareModel) -> np.ndarray:
     choice, features = choose(model, deciders)
     _apply_choices(model, deciders, choice, features)
 
-    applicants = _waiting(pop, needy)
+    applicants = _still_waiting(pop, queued, deciders)
     target = pop.queue_facility[applicants].astype(np.int64)
     kind = fac.kind[target]
     priority = np.where(kind == PUBLIC, np.minimum(pop.income[applicants], 3), 0)
@@ -83,6 +83,17 @@ def _waiting(pop, rows: np.ndarray) -> np.ndarray:
     """Those of `rows` in a queue for a bed (index arrays: boolean masks of this length are
     several times slower on numpy 2.5)."""
     return rows[np.flatnonzero(pop.queue_facility[rows] >= 0)]
+
+
+def _still_waiting(pop, queued: np.ndarray, deciders: np.ndarray) -> np.ndarray:
+    """The residents in need in a queue after the choices, from those queued before and the
+    deciders (both sorted rows), instead of a pass over everyone in need: only deciders join or
+    leave queues, and a decider not in need (the only kind outside the needy) can choose family
+    care only, which leaves any queue."""
+    at = np.searchsorted(deciders, queued).clip(max=max(deciders.size - 1, 0))
+    decided = deciders[at] == queued if deciders.size else np.zeros(queued.size, dtype=bool)
+    joined = deciders[pop.queue_facility[deciders] >= 0]
+    return np.sort(np.concatenate([queued[~decided], joined]))
 
 
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -169,9 +169,9 @@ class CareModel(mesa.Model):
         """Rows with an event this month (deaths, need changes, widowhood, reviews)."""
         return self._event_rows
 
-    def refresh_facility_state(self) -> None:
-        queued = self.pop.queue_facility[self.needy_rows]
-        self.market.refresh(self.month, queued[queued >= 0].astype(np.int64))
+    def refresh_facility_state(self, queued_rows: np.ndarray) -> None:
+        """Queues, free places and waits for this month; `queued_rows` are those in a queue."""
+        self.market.refresh(self.month, self.pop.queue_facility[queued_rows].astype(np.int64))
 
     def record_exits(self, facilities: np.ndarray) -> None:
         self.market.record_exits(facilities)

@@ -89,10 +89,13 @@ def run():
     real_admit = sim.care.admit
 
     def recording_admit(table, month, rows, target, priority, since, seed):
+        needy = model.needy_rows  # the applicants are found without a pass over them: check it
+        queued_needy = needy[model.pop.queue_facility[needy] >= 0]
         admitted = real_admit(table, month, rows, target, priority, since, seed)
         calls.append(
             {
                 "month": month,
+                "applicants_are_the_queued_needy": np.array_equal(rows, queued_needy),
                 "rows": rows.copy(),
                 "target": target.copy(),
                 "kind": table.kind[target].copy(),
@@ -122,6 +125,11 @@ def run():
         "calls": calls,
         "metrics": model.metrics(),
     }
+
+
+def test_applicants_are_everyone_in_need_in_a_queue(run) -> None:
+    assert all(call["applicants_are_the_queued_needy"] for call in run["calls"])
+    assert sum(call["rows"].size for call in run["calls"]) > 100  # queues did form
 
 
 def _months_violating(run, name: str) -> list[tuple[int, int]]:
