@@ -24,9 +24,10 @@ from sim.choice import (
     choose,
     reason_tallies,
 )
-from sim.delivery import IDX, Needy, deliver_and_measure, gather_needy
+from sim.delivery import IDX, deliver_and_measure
 from sim.facilities import PUBLIC, admit
 from sim.kernels import EVENT_DIED, EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
+from sim.resident_columns import Residents, gather
 
 if TYPE_CHECKING:
     from sim.model import CareModel
@@ -73,7 +74,7 @@ def care_month(model: CareModel) -> np.ndarray:
     pop.arrangement[rows_in] = _OPTION_OF_KIND[fac.kind[target[admitted]]]
     pop.queue_facility[rows_in] = -1
     pop.queue_since[rows_in] = -1
-    people = gather_needy(model, needy)  # facilities, arrangements and queues are final now
+    people = gather(model, needy)  # facilities, arrangements and queues are final now
     out, unmet_family_only = deliver_and_measure(model, needy, people, applicants[~admitted])
     _reasons(model, out, people, unmet_family_only)
     return out
@@ -178,7 +179,7 @@ def _move(
 
 
 def _reasons(
-    model: CareModel, out: np.ndarray, people: Needy, unmet_family_only: np.ndarray
+    model: CareModel, out: np.ndarray, people: Residents, unmet_family_only: np.ndarray
 ) -> None:
     """Why dependents go without formal care, and why beds stand empty, by district.
 

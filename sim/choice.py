@@ -11,9 +11,9 @@ Tens of thousands of residents decide each month and the diagnostics revisit eve
 the arithmetic is compiled (numba), row by row, and shared by all of these: what an option means
 that depends only on where a resident lives (the facility they would use, its distance, expected
 wait, free place and medical capability) is tabled per neighbourhood (`_places`); the residents'
-columns are gathered once (`_residents`); `_features_row` adds what depends on the person (need,
-budget, net prices, eligibility for home services), `_person` and `_utility` score the options
-and `_reason` names the first binding reason.
+columns are gathered once (`resident_columns.gather`); `_features_row` adds what depends on the
+person (need, budget, net prices, eligibility for home services), `_person` and `_utility` score
+the options and `_reason` names the first binding reason.
 """
 
 from __future__ import annotations
@@ -24,20 +24,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
-from sim.families import (
-    Households,
-    care_hours,
-    households,
-    lives_alone,
-    prefetch_household,
-    prefetch_partner,
-)
-from sim.jit import AHEAD, kernel, prefetch, row_function
+from sim.jit import kernel, row_function
 from sim.kernels import NEED_LEVEL
+from sim.resident_columns import Residents, gather
 from sim.rng import Stream, keyed_uniform
 
 if TYPE_CHECKING:
-    from sim.delivery import Needy
     from sim.model import CareModel
 
 FAMILY, HOME, COMMUNITY, PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED = range(6)
@@ -86,37 +78,6 @@ class _Options(NamedTuple):
     wait: np.ndarray
     capable: np.ndarray
     facility: np.ndarray
-
-
-class _Residents(NamedTuple):
-    """The population columns of the residents evaluated, one entry each.
-
-    Gathered in one pass that prefetches rows ahead (`_gather`): the residents' rows are
-    scattered over the population, and reading them inside the per-row arithmetic would wait on
-    memory row by row.
-    """
-
-    health: np.ndarray
-    urban: np.ndarray
-    income: np.ndarray
-    n_children: np.ndarray
-    district: np.ndarray
-    neigh: np.ndarray
-    voucher: np.ndarray
-    medical: np.ndarray
-    alone: np.ndarray  # lives alone
-    family: np.ndarray  # family care capacity (hours per month)
-
-
-class _Columns(NamedTuple):
-    """The population columns the options read besides the household's."""
-
-    urban: np.ndarray
-    income: np.ndarray
-    district: np.ndarray
-    neigh: np.ndarray
-    voucher: np.ndarray
-    medical: np.ndarray
 
 
 class _Places(NamedTuple):
@@ -175,28 +136,6 @@ class _Person(NamedTuple):
     residential: float  # extra pull of residential options
     medical: bool  # medical need
     closed: bool  # no care or medical need: only family care
-
-
-def _residents(model: CareModel, rows: np.ndarray) -> _Residents:
-    """The columns of `rows` and their family care capacity."""
-    pop, p = model.pop, model.params
-    n = rows.size
-    r = _Residents(
-        np.empty(n, dtype=pop.health.dtype),
-        np.empty(n, dtype=pop.urban.dtype),
-        np.empty(n, dtype=pop.income.dtype),
-        np.empty(n, dtype=pop.n_children.dtype),
-        np.empty(n, dtype=pop.district.dtype),
-        np.empty(n, dtype=pop.neigh.dtype),
-        np.empty(n, dtype=pop.voucher.dtype),
-        np.empty(n, dtype=pop.medical.dtype),
-        np.empty(n, dtype=np.bool_),
-        np.empty(n),
-    )
-    h = households(pop, p.family, p.policy, model.residential_facility)
-    c = _Columns(pop.urban, pop.income, pop.district, pop.neigh, pop.voucher, pop.medical)
-    _gather(h, c, rows, r)
-    return r
 
 
 def _scene(model: CareModel) -> _Scene:
@@ -297,7 +236,7 @@ def _options(f: OptionFeatures) -> _Options:
 
 
 @row_function
-def _features_row(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> None:
+def _features_row(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> None:
     """Fill entry `ko` of the option arrays for resident `k`."""
     pl = s.places
     nb = np.uintp(r.neigh[k])
@@ -323,7 +262,7 @@ def _features_row(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> Non
 
 
 @row_function
-def _person(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> _Person:
+def _person(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> _Person:
     """Option-independent utility terms of resident `k` (options in entry `ko`)."""
     c, level, need = s.logit, NEED_LEVEL[r.health[k]], o.need[ko]
     gap_share = max(need - o.family[ko], 0.0) / max(need, 1e-9) if need > 0 else 0.0
@@ -372,7 +311,7 @@ def _reason(s: _Scene, o: _Options, ko: int, option: int, medical: bool) -> int:
 
 
 @row_function
-def _binding_reason(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> int:
+def _binding_reason(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> int:
     """Reason for resident `k`'s best formal option (highest utility ignoring availability)."""
     person = _person(s, r, k, o, ko)
     best, top = FAMILY, -np.inf
@@ -385,48 +324,14 @@ def _binding_reason(s: _Scene, r: _Residents, k: int, o: _Options, ko: int) -> i
     return _reason(s, o, ko, best, person.medical)
 
 
-@row_function
-def _prefetch_columns(c: _Columns, i: np.uintp) -> None:
-    prefetch(c.urban, i)
-    prefetch(c.income, i)
-    prefetch(c.district, i)
-    prefetch(c.neigh, i)
-    prefetch(c.voucher, i)
-    prefetch(c.medical, i)
-
-
 @kernel
-def _gather(h: Households, c: _Columns, rows: np.ndarray, r: _Residents) -> None:
-    """The residents' columns and family care capacity, entry k for population row rows[k]."""
-    n = rows.size
-    for k in range(n):
-        if k + 2 * AHEAD < n:
-            ahead = np.uintp(rows[k + 2 * AHEAD])
-            prefetch_household(h, ahead)
-            _prefetch_columns(c, ahead)
-        if k + AHEAD < n:
-            prefetch_partner(h, np.uintp(rows[k + AHEAD]))
-        i = np.uintp(rows[k])
-        r.health[k] = h.health[i]
-        r.urban[k] = c.urban[i]
-        r.income[k] = c.income[i]
-        r.n_children[k] = h.n_children[i]
-        r.district[k] = c.district[i]
-        r.neigh[k] = c.neigh[i]
-        r.voucher[k] = c.voucher[i]
-        r.medical[k] = c.medical[i]
-        r.alone[k] = lives_alone(h, i)
-        r.family[k] = care_hours(h, i)
-
-
-@kernel
-def _fill_features(s: _Scene, r: _Residents, o: _Options) -> None:
+def _fill_features(s: _Scene, r: Residents, o: _Options) -> None:
     for k in range(o.need.size):
         _features_row(s, r, k, o, k)
 
 
 @kernel
-def _fill_utilities(s: _Scene, r: _Residents, o: _Options, u: np.ndarray) -> None:
+def _fill_utilities(s: _Scene, r: Residents, o: _Options, u: np.ndarray) -> None:
     for k in range(o.need.size):
         person = _person(s, r, k, o, k)
         for j in range(N_OPTIONS):
@@ -469,7 +374,7 @@ def _gumbel_max(
 
 @kernel
 def _choose(
-    s: _Scene, r: _Residents, o: _Options, rows: np.ndarray, seed: int, month: int,
+    s: _Scene, r: Residents, o: _Options, rows: np.ndarray, seed: int, month: int,
     choice: np.ndarray, scratch: np.ndarray,
 ) -> None:  # fmt: skip
     """Features of each resident and their choice (see `choose`); `scratch` is [3, 6]."""
@@ -483,20 +388,20 @@ def _choose(
 
 
 @kernel
-def _option_reasons(s: _Scene, r: _Residents, o: _Options, option: int, out: np.ndarray) -> None:
+def _option_reasons(s: _Scene, r: Residents, o: _Options, option: int, out: np.ndarray) -> None:
     for k in range(out.size):
         out[k] = _reason(s, o, k, option, r.medical[k])
 
 
 @kernel
-def _binding_reasons(s: _Scene, r: _Residents, o: _Options, out: np.ndarray) -> None:
+def _binding_reasons(s: _Scene, r: Residents, o: _Options, out: np.ndarray) -> None:
     for k in range(out.size):
         out[k] = _binding_reason(s, r, k, o, k)
 
 
 @kernel
 def _reason_tallies(
-    s: _Scene, r: _Residents, entries: np.ndarray, facility: np.ndarray,
+    s: _Scene, r: Residents, entries: np.ndarray, facility: np.ndarray,
     facility_kind: np.ndarray, unmet: np.ndarray, o: _Options, binding: np.ndarray,
     residential: np.ndarray,
 ) -> None:  # fmt: skip
@@ -518,14 +423,14 @@ def _reason_tallies(
 def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
     """Evaluate all six options for `rows` this month."""
     o = _new_options(rows.size)
-    _fill_features(_scene(model), _residents(model, rows), o)
+    _fill_features(_scene(model), gather(model, rows), o)
     return OptionFeatures(rows, *o)
 
 
 def utilities(model: CareModel, f: OptionFeatures) -> np.ndarray:
     """Multinomial-logit utilities [n, 6]; unavailable options get -inf."""
     u = np.empty((f.rows.size, N_OPTIONS))
-    _fill_utilities(_scene(model), _residents(model, f.rows), _options(f), u)
+    _fill_utilities(_scene(model), gather(model, f.rows), _options(f), u)
     return u
 
 
@@ -539,9 +444,7 @@ def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, OptionFeatur
     o = _new_options(rows.size)
     choice = np.empty(rows.size, dtype=np.int64)
     scratch = np.empty((3, N_OPTIONS))
-    _choose(
-        _scene(model), _residents(model, rows), o, rows, model.seed, model.month, choice, scratch
-    )
+    _choose(_scene(model), gather(model, rows), o, rows, model.seed, model.month, choice, scratch)
     return choice, OptionFeatures(rows, *o)
 
 
@@ -555,19 +458,19 @@ def probabilities(util: np.ndarray) -> np.ndarray:
 def option_reason(model: CareModel, f: OptionFeatures, option: int) -> np.ndarray:
     """First binding reason why each resident does not use `option` (PREFERENCE if none binds)."""
     out = np.empty(f.rows.size, dtype=np.int8)
-    _option_reasons(_scene(model), _residents(model, f.rows), _options(f), option, out)
+    _option_reasons(_scene(model), gather(model, f.rows), _options(f), option, out)
     return out
 
 
 def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
     """Reason for each resident's best formal option (highest utility ignoring availability)."""
     out = np.empty(f.rows.size, dtype=np.int8)
-    _binding_reasons(_scene(model), _residents(model, f.rows), _options(f), out)
+    _binding_reasons(_scene(model), gather(model, f.rows), _options(f), out)
     return out
 
 
 def reason_tallies(
-    model: CareModel, people: Needy, entries: np.ndarray, unmet: np.ndarray, n_districts: int
+    model: CareModel, people: Residents, entries: np.ndarray, unmet: np.ndarray, n_districts: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reasons by district in one pass over the entries `entries` (in increasing order) of the
     residents in need `people` (the diagnostics of every dependent): `people` holds their
@@ -580,10 +483,9 @@ def reason_tallies(
     """
     binding = np.zeros((n_districts, len(REASONS)), dtype=np.int64)
     residential = np.zeros((len(RESIDENTIAL_OPTIONS), n_districts, len(REASONS)), dtype=np.int64)
-    residents = _Residents(*(getattr(people, name) for name in _Residents._fields))  # a subset
     _reason_tallies(
         _scene(model),
-        residents,
+        people,
         entries,
         people.facility,
         model.facilities.kind,

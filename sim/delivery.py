@@ -2,13 +2,13 @@
 
 Every resident in need (care-need level 1+ or a medical need, ~250 k rows in 2030) is visited
 each month. Their rows are scattered over the population (one in ~8 rows), so a pass that reads
-them there streams nearly whole columns from memory: `gather_needy` reads their columns and
-family care capacity once, after admissions, into compact arrays (`Needy`) that every later pass
-of the month reads in order. The per-person arithmetic runs in two compiled passes (numba) around
-the team dispatch: `_receive` works out what the family and any facility give and lists the
-requests to the teams, the teams share their hours (`services.dispatch`), and `_tally` adds each
-person's care, unmet hours and public spending into the [district, SUMS] array in row order (the
-same sums, in the same order, as a per-column bincount).
+them there streams nearly whole columns from memory: `resident_columns.gather` reads their
+columns and family care capacity once, after admissions, into compact arrays that every later
+pass of the month reads in order. The per-person arithmetic runs in two compiled passes (numba)
+around the team dispatch: `_receive` works out what the family and any facility give and lists
+the requests to the teams, the teams share their hours (`services.dispatch`), and `_tally` adds
+each person's care, unmet hours and public spending into the [district, SUMS] array in row order
+(the same sums, in the same order, as a per-column bincount).
 """
 
 from __future__ import annotations
@@ -19,14 +19,8 @@ import numpy as np
 
 from sim.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME, REASONS
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
-from sim.families import (
-    Households,
-    care_hours,
-    households,
-    lives_alone,
-    prefetch_partner,
-)
-from sim.jit import AHEAD, kernel, row_function
+from sim.jit import kernel, row_function
+from sim.resident_columns import Residents
 from sim.services import dispatch
 
 if TYPE_CHECKING:
@@ -96,39 +90,6 @@ _COUNTED = [
     _MED_NEED, _MED_MET, _MED_MET_BEDS, _IN_NEED, _N_FAMILY, _N_HOME, _N_COMMUNITY,
     _N_INSTITUTION, _N_MEDICAL_BED, _DEPENDENTS, _DEPENDENTS_UNMET, _OVERLOADED,
 ]  # fmt: skip
-
-
-class Needy(NamedTuple):
-    """The residents in need this month after admissions: entry k is population row needy[k].
-
-    Population columns (dtypes as there) and the household's care capacity (`care_hours`); the
-    names are those of `choice._Residents`, whose columns these include.
-    """
-
-    district: np.ndarray
-    health: np.ndarray
-    medical: np.ndarray
-    voucher: np.ndarray
-    income: np.ndarray
-    arrangement: np.ndarray
-    facility: np.ndarray
-    urban: np.ndarray
-    n_children: np.ndarray
-    neigh: np.ndarray
-    alone: np.ndarray  # lives alone (`lives_alone`)
-    family: np.ndarray  # family care capacity, hours per month
-
-
-class _Columns(NamedTuple):
-    """The population columns `Needy` copies besides the household's (`Households`)."""
-
-    district: np.ndarray
-    medical: np.ndarray
-    voucher: np.ndarray
-    income: np.ndarray
-    arrangement: np.ndarray
-    urban: np.ndarray
-    neigh: np.ndarray
 
 
 class _Places(NamedTuple):
@@ -213,57 +174,8 @@ def _new_care(n: int) -> _Care:
 
 
 @kernel
-def _gather(h: Households, c: _Columns, needy: np.ndarray, out: Needy) -> None:
-    """Copy the columns of rows `needy` (in increasing order) into `out` (see `gather_needy`).
-
-    Only the spouse's row is prefetched, AHEAD rows ahead: it lies anywhere, while the rows
-    themselves ascend, which the CPU's own prefetching follows (prefetching them too measured no
-    faster)."""
-    n = needy.size
-    for k in range(n):
-        if k + AHEAD < n:
-            prefetch_partner(h, np.uintp(needy[k + AHEAD]))
-        i = np.uintp(needy[k])
-        out.district[k] = c.district[i]
-        out.health[k] = h.health[i]
-        out.medical[k] = c.medical[i]
-        out.voucher[k] = c.voucher[i]
-        out.income[k] = c.income[i]
-        out.arrangement[k] = c.arrangement[i]
-        out.facility[k] = h.facility[i]
-        out.urban[k] = c.urban[i]
-        out.n_children[k] = h.n_children[i]
-        out.neigh[k] = c.neigh[i]
-        out.alone[k] = lives_alone(h, i)
-        out.family[k] = care_hours(h, i)
-
-
-def gather_needy(model: CareModel, needy: np.ndarray) -> Needy:
-    """The columns of the residents `needy` and their family care capacity, read from the
-    population in one pass; call it once the month's admissions are done."""
-    pop, p = model.pop, model.params
-    h = households(pop, p.family, p.policy, model.residential_facility)
-    c = _Columns(
-        pop.district,
-        pop.medical,
-        pop.voucher,
-        pop.income,
-        pop.arrangement,
-        pop.urban,
-        pop.neigh,
-    )
-    out = Needy(
-        *(np.empty(needy.size, dtype=getattr(pop, name).dtype) for name in Needy._fields[:-2]),
-        np.empty(needy.size, dtype=np.bool_),
-        np.empty(needy.size),
-    )
-    _gather(h, c, needy, out)
-    return out
-
-
-@kernel
 def _receive(
-    people: Needy, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care,
+    people: Residents, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care,
     home: _Requests, medical: _Requests,
 ) -> tuple[int, int]:  # fmt: skip
     """Per person in need: hours needed, the arrangement actually in use, whether they hold a
@@ -303,7 +215,7 @@ def _receive(
 
 @kernel
 def _tally(
-    people: Needy,
+    people: Residents,
     places: _Places,
     rates: _Rates,
     care: _Care,
@@ -362,7 +274,7 @@ def _tally(
 
 
 def deliver_and_measure(
-    model: CareModel, needy: np.ndarray, people: Needy, queued: np.ndarray
+    model: CareModel, needy: np.ndarray, people: Residents, queued: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Care delivered to everyone in need this month (rows `needy`, their columns `people`; of
     them, rows `queued` still wait for a bed): returns the raw sums [district, SUMS] (reason

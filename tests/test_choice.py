@@ -21,10 +21,10 @@ from sim.choice import (
     reason_tallies,
     utilities,
 )
-from sim.delivery import gather_needy
 from sim.facilities import CENTRE, DAY_URBAN, PUBLIC
 from sim.families import CHILD_NONE, family_care_capacity
 from sim.model import CareModel
+from sim.resident_columns import gather
 from sim.rng import Stream, uniforms
 
 SCALE = 50
@@ -79,7 +79,7 @@ def test_reason_tallies_match_per_resident_reasons(model: CareModel) -> None:
     """The one-pass tallies over the dependents' entries of the residents in need equal
     bincounts of binding_reasons and option_reason over their rows."""
     pop, n_d, needy = model.pop, len(model.geo.districts), model.needy_rows
-    people = gather_needy(model, needy)
+    people = gather(model, needy)
     entries = np.flatnonzero(pop.health[needy] >= 3)
     flagged = np.random.default_rng(0).random(needy.size) < 0.3
     binding, residential = reason_tallies(model, people, entries, flagged, n_d)

@@ -1,4 +1,4 @@
-"""The residents-in-need columns gathered once a month, the team requests and the compiled tally
+"""The residents' columns gathered once a month, the team requests and the compiled tally
 of care delivered, each against a direct computation from the resident columns."""
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ from sim.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME
 from sim.delivery import (
     IDX,
     KIND_SUM,
-    Needy,
     _new_care,
     _new_requests,
     _Places,
     _Rates,
     _receive,
     deliver_and_measure,
-    gather_needy,
 )
 from sim.facilities import PUBLIC
 from sim.families import CHILD_CORESIDENT, NO_SPOUSE, family_care_capacity
+from sim.resident_columns import Residents, gather
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,8 @@ def _row_sets(model: CareModel) -> list[np.ndarray]:
 def test_gather_copies_the_columns_and_family_capacity(model: CareModel, which: int) -> None:
     pop, p = model.pop, model.params
     rows = _row_sets(model)[which]
-    people = gather_needy(model, rows)
-    for name in Needy._fields[:-2]:
+    people = gather(model, rows)
+    for name in Residents._fields[:-2]:
         column = getattr(pop, name)
         np.testing.assert_array_equal(getattr(people, name), column[rows], err_msg=name)
         assert getattr(people, name).dtype == column.dtype, name
@@ -57,7 +56,7 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
     """`_receive` lists each resident on home services as a request of their unmet hours, and
     those of them with a medical need again as a medical request, against a numpy reference."""
     p, needy = model.params, model.needy_rows
-    people = gather_needy(model, needy)
+    people = gather(model, needy)
     facility, arrangement = people.facility.astype(np.int64), people.arrangement
     bed = (facility >= 0) & model.residential_facility[np.maximum(facility, 0)]
     waiting = ~bed & ((arrangement >= PUBLIC_HOME) | ((arrangement == COMMUNITY) & (facility < 0)))
@@ -91,9 +90,7 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
 def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
     pop, fac, needy, pol = model.pop, model.facilities, model.needy_rows, model.params.policy
     queued = pop.queue_facility[needy] >= 0
-    out, unmet_family_only = deliver_and_measure(
-        model, needy, gather_needy(model, needy), needy[queued]
-    )
+    out, unmet_family_only = deliver_and_measure(model, needy, gather(model, needy), needy[queued])
     n_d = out.shape[0]
     d = pop.district[needy].astype(np.int64)
 
