@@ -20,12 +20,12 @@ AGE_MIN, AGE_MAX = 60, 110
 AGES = np.arange(AGE_MIN, AGE_MAX + 1)
 N_AGES = AGES.size
 GROUPS = ["60-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90-94", "95-99", "100+"]
-MAX_HAZARD = 1.2  # assumed cap on the annual hazard beyond the oldest WPP group (range 0.8-2)
 
 
 @cache
-def wpp_period_hazards() -> tuple[np.ndarray, np.ndarray]:
-    """(period mid-years, annual hazard [period, age 60..110]) from WPP cohort survival."""
+def wpp_period_hazards(max_hazard: float) -> tuple[np.ndarray, np.ndarray]:
+    """(period mid-years, annual hazard [period, age 60..110]) from WPP cohort survival, capped
+    at `max_hazard` (cached per cap)."""
     wpp = wpp_china()
     years = [int(y) for y in wpp.columns]
     mids, rows = [], []
@@ -39,24 +39,26 @@ def wpp_period_hazards() -> tuple[np.ndarray, np.ndarray]:
         at_ages.append(100)
         hazard.append(-np.log(last) / (t1 - t0))
         mids.append(t0 + 0.5 + (t1 - t0) / 2)  # WPP counts are at 1 July
-        rows.append(_loglinear_ages(np.array(at_ages), np.array(hazard)))
+        rows.append(_loglinear_ages(np.array(at_ages), np.array(hazard), max_hazard))
     return np.array(mids), np.array(rows)
 
 
-def _loglinear_ages(at_ages: np.ndarray, hazard: np.ndarray) -> np.ndarray:
-    """Hazard at ages 60..110: log-linear interpolation, Gompertz extrapolation at both ends."""
+def _loglinear_ages(at_ages: np.ndarray, hazard: np.ndarray, max_hazard: float) -> np.ndarray:
+    """Hazard at ages 60..110: log-linear interpolation, Gompertz extrapolation at both ends,
+    at most `max_hazard`."""
     log_h = np.log(hazard)
     out = np.interp(AGES, at_ages, log_h)
     low_slope = (log_h[1] - log_h[0]) / (at_ages[1] - at_ages[0])
     high_slope = (log_h[-1] - log_h[-3]) / (at_ages[-1] - at_ages[-3])
     out = np.where(at_ages[0] > AGES, log_h[0] + low_slope * (AGES - at_ages[0]), out)
     out = np.where(at_ages[-1] < AGES, log_h[-1] + high_slope * (AGES - at_ages[-1]), out)
-    return np.minimum(np.exp(out), MAX_HAZARD)
+    return np.minimum(np.exp(out), max_hazard)
 
 
-def hazard_for_year(year: float) -> np.ndarray:
-    """Annual all-state, both-sex hazard by age 60..110 in a calendar year (log-linear in time)."""
-    mids, table = wpp_period_hazards()
+def hazard_for_year(year: float, max_hazard: float) -> np.ndarray:
+    """Annual all-state, both-sex hazard by age 60..110 in a calendar year (log-linear in time),
+    capped at `max_hazard` in every WPP period."""
+    mids, table = wpp_period_hazards(float(max_hazard))
     y = float(np.clip(year, mids[0], mids[-1]))
     k = int(np.clip(np.searchsorted(mids, y) - 1, 0, mids.size - 2))
     w = (y - mids[k]) / (mids[k + 1] - mids[k])
@@ -93,7 +95,8 @@ def china_entrants_per_year() -> tuple[np.ndarray, np.ndarray]:
     years = [int(y) for y in wpp.columns]
     mids, counts = [], []
     for t0, t1 in itertools.pairwise(years):
-        s_within = np.exp(-2.5 * hazard_for_year(t0 + 3.0)[2])
+        # the hazard at 62 is far below any cap (a cap binds only past 100): none applied
+        s_within = np.exp(-2.5 * hazard_for_year(t0 + 3.0, np.inf)[2])
         mids.append(t0 + 0.5 + (t1 - t0) / 2)
         counts.append(wpp.loc["60-64", t1] * 1000.0 / ((t1 - t0) * s_within))
     return np.array(mids), np.array(counts)

@@ -58,6 +58,7 @@ class HealthSettings:
     full_dependency_mortality_ratio: float
     full_dependency_recovery_ratio: float
     reference_year: float
+    max_hazard: float  # cap on the annual death hazard (DemographyParams.max_hazard)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def build_tables(settings: HealthSettings) -> HealthTables:
     prevalence = target_prevalence(settings)
     rates = clhls_smoothed_rates()
     rr = _state_hazard(settings, prevalence)
-    base_hazard = hazard_for_year(settings.reference_year)
+    base_hazard = hazard_for_year(settings.reference_year, settings.max_hazard)
     monthly = np.zeros((2, N_AGES, N_STATES, N_STATES))
     multipliers = np.zeros((2, BANDS.size, 4))
     for s in range(2):

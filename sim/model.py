@@ -55,7 +55,7 @@ class CareModel(mesa.Model):
         self.care_enabled = care
         self._death_prob: dict[int, np.ndarray] = {}
         self.geo = load_geography()
-        self.tables = build_tables(self.params.health.settings())
+        self.tables = build_tables(self.params.health.settings(self.params.demography.max_hazard))
         self.pop = synthesise(self.params, self.geo, self.tables, self.seed, self.scale)
         self.month = 0  # the next month to simulate (0 = 2016-01)
         self._entrants_expected = 0.0
@@ -155,7 +155,7 @@ class CareModel(mesa.Model):
         """Monthly death probability [sex, age, state] in a calendar year."""
         if year not in self._death_prob:
             d = self.params.demography
-            hazard = hazard_for_year(year + 0.5) * d.mortality_scale
+            hazard = hazard_for_year(year + 0.5, d.max_hazard) * d.mortality_scale
             by_sex = hazard[None, :] * sex_hazard_factor(d.female_share_by_age)
             self._death_prob[year] = 1 - np.exp(-by_sex[:, :, None] * self.tables.mortality_rr / 12)
         return self._death_prob[year]

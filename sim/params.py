@@ -49,6 +49,14 @@ class DemographyParams:
         1.1,
         "assumed: elderly urban share relative to the district's 2024 urbanisation (range 0.8-1.1)",
     )
+    max_hazard: float = param(
+        1.2,
+        0.8,
+        2.0,
+        "assumed: cap on the annual death hazard where the Gompertz extrapolation beyond WPP's "
+        "oldest group (100+) would exceed it (range 0.8-2)",
+        "1/year",
+    )
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,9 @@ class HealthParams:
         "1/month",
     )
 
-    def settings(self) -> HealthSettings:
-        """The hashable subset that determines the transition tables."""
+    def settings(self, max_hazard: float) -> HealthSettings:
+        """The hashable subset that determines the transition tables (with the demography's cap
+        on the death hazard, `DemographyParams.max_hazard`)."""
         return HealthSettings(
             healthy_or_basic_pct=self.healthy_or_basic_pct,
             unable_selfcare_pct=self.unable_selfcare_pct,
@@ -114,6 +123,7 @@ class HealthParams:
             full_dependency_mortality_ratio=self.full_dependency_mortality_ratio,
             full_dependency_recovery_ratio=self.full_dependency_recovery_ratio,
             reference_year=2020.8,
+            max_hazard=max_hazard,
         )
 
 

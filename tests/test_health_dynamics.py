@@ -243,7 +243,7 @@ def test_cohort_survival_by_initial_state(run: Run) -> None:
 # -- configured tables -------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def settings():
-    return Params().health.settings()
+    return Params().health.settings(Params().demography.max_hazard)
 
 
 def test_target_prevalence_is_a_distribution(settings) -> None:
@@ -271,7 +271,7 @@ def test_target_prevalence_matches_shaanxi_levels(settings) -> None:
 
 def test_target_prevalence_follows_overrides() -> None:
     p = Params().with_overrides({"health": {"unable_selfcare_pct": [3.0, 4.0]}})
-    settings = p.health.settings()
+    settings = p.health.settings(p.demography.max_hazard)
     prev = target_prevalence(settings)
     w = initial_age_shares(settings.reference_year)
     for s, level in enumerate((0.03, 0.04)):

@@ -4,6 +4,7 @@ metrics consistency, incremental stocks, spouse links and the 2020 census level.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -353,7 +354,10 @@ def test_new_rows_equal_numpy_reference(seed: int, month: int) -> None:
             "income": {"urban_shares": [0.0, 0.05, 0.3, 0.5, 0.15]},
         }
     )
-    geo, tables = load_geography(), build_tables(params.health.settings())
+    geo, tables = (
+        load_geography(),
+        build_tables(params.health.settings(params.demography.max_hazard)),
+    )
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(60_000, 20_000, replace=False))
     age_m = np.r_[np.full(5_000, 720), rng.integers(720, 115 * 12, rows.size - 5_000)]
@@ -466,3 +470,27 @@ def test_unable_share_rises_with_age(census: CareModel) -> None:
     assert years.min() >= 60
     shares = np.array([unable[group == g].mean() for g in range(5)])
     assert np.all(np.diff(shares) > 0), shares
+
+
+def _model_with_cap(cap: float) -> CareModel:
+    params = Params()
+    demography = dataclasses.replace(params.demography, max_hazard=cap)
+    return CareModel(seed=1, scale=1000, params=dataclasses.replace(params, demography=demography))
+
+
+@pytest.mark.parametrize("cap", [0.5, 0.8, 2.0])
+def test_max_hazard_caps_the_extrapolated_hazard(cap: float) -> None:
+    """`demography.max_hazard` caps the hazard extrapolated past the 100+ group, nothing else."""
+    from sim.demography import hazard_for_year
+
+    capped, free = hazard_for_year(2030.5, cap), hazard_for_year(2030.5, np.inf)
+    assert capped.max() <= cap * (1 + 1e-12)  # each WPP period is capped, then interpolated
+    np.testing.assert_array_equal(capped[:30], free[:30])  # ages 60-89 untouched
+    assert (capped < free).any() == (cap < free.max())
+
+
+def test_model_mortality_follows_max_hazard() -> None:
+    low, high = _model_with_cap(0.5), _model_with_cap(2.0)
+    p_low, p_high = low.death_probabilities(2030), high.death_probabilities(2030)
+    np.testing.assert_array_equal(p_low[:, :30], p_high[:, :30])  # ages 60-89 untouched
+    assert (p_low[:, -1] < p_high[:, -1]).all()  # age 110: lower cap, fewer deaths
