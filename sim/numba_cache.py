@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import numba
@@ -18,6 +19,7 @@ import numba
 PACKAGE = Path(__file__).resolve().parent
 PREFIX = "numba-"
 KEEP = 3  # cache directories of recent code versions kept (switching branches back and forth)
+MIN_AGE_S = 86_400  # and any written in the last day: a long-running app may still compile into it
 
 
 def source_digest(package: Path = PACKAGE) -> str:
@@ -45,12 +47,14 @@ def use_versioned_cache() -> Path:
 
 
 def _prune(base: Path, current: Path) -> None:
-    """Remove all but the KEEP most recently written cache directories (best effort: another
-    process may be pruning at the same time, or the folder may be read-only)."""
+    """Remove the cache directories beyond the KEEP most recently written that were not written
+    in the last day (best effort: another process may be pruning at the same time, or the
+    folder may be read-only)."""
     try:
-        others = [p for p in base.glob(f"{PREFIX}*") if p.is_dir() and p != current]
-        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        others = [(p.stat().st_mtime, p) for p in base.glob(f"{PREFIX}*") if p != current]
     except OSError:
         return
-    for old in others[KEEP - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+    others.sort(reverse=True)
+    for written, old in others[KEEP - 1 :]:
+        if time.time() - written > MIN_AGE_S:
+            shutil.rmtree(old, ignore_errors=True)
