@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/bench_kernel.py [--month 2030-01] [--scale 1] [--repeat 7] [--threads 1,2]
 Runs the population (no care system) up to the month before `--month`, then times the kernel
-step of that month (`CareModel._run_kernel`) several times on the same state, restoring the
-columns it changes after each call; prints the median and the best for each numba thread count.
+step of that month (`CareModel._population_month`) several times on the same state, restoring
+the columns it changes after each call; prints the median and the best for each numba thread
+count, and for the kernel as the month ahead runs it (`alone`: one thread, without the GIL).
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ import time
 
 import numba
 import numpy as np
-
-# every column the kernel writes (it also rewrites the stock counts and the living-row count)
-WRITTEN = ("alive_idx", "alive", "age_m", "health", "medical", "spouse", "death_month", "event")
 
 
 def prepared_model(month: str, scale: float, seed: int):
@@ -29,15 +27,17 @@ def prepared_model(month: str, scale: float, seed: int):
     return model
 
 
-def time_kernel(model, repeat: int) -> list[float]:
+def time_kernel(model, repeat: int, alone: bool = False) -> list[float]:
     """Seconds per call of the kernel step, each on the same starting state."""
+    from sim.population import KERNEL_COLUMNS  # every column the kernel writes
+
     pop = model.pop
-    saved = {name: getattr(pop, name).copy() for name in WRITTEN}
+    saved = {name: getattr(pop, name).copy() for name in KERNEL_COLUMNS}
     n_alive, stock = pop.n_alive, model._stock.copy()
     seconds = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        model._run_kernel()
+        model._population_month(pop, model.month, model._stock, alone)
         seconds.append(time.perf_counter() - t0)
         for name, column in saved.items():
             getattr(pop, name)[:] = column
@@ -68,12 +68,13 @@ def main() -> None:
         f"population to {args.month} in {build_s:.1f} s; {model.pop.n_alive:,} living rows; "
         f"threading layer: {threading_layer()}"
     )
-    for threads in (int(t) for t in args.threads.split(",")):
+    runs = [(f"{t} thread(s)", int(t), False) for t in args.threads.split(",")]
+    for label, threads, alone in [*runs, ("alone (month ahead)", 1, True)]:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        seconds = np.array(time_kernel(model, args.repeat))
+        seconds = np.array(time_kernel(model, args.repeat, alone))
         per_row = seconds / model.pop.n_alive * 1e9
         print(
-            f"{numba.get_num_threads()} thread(s): {np.median(seconds) * 1e3:6.1f} ms/month "
+            f"{label}: {np.median(seconds) * 1e3:6.1f} ms/month "
             f"(best {seconds.min() * 1e3:.1f}), {np.median(per_row):5.1f} ns/row "
             f"(best {per_row.min():.1f})"
         )

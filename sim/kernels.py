@@ -271,24 +271,31 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
 
 
 # -- all rows -----------------------------------------------------------------------------------
+@row_function
+def _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part):
+    """Chunk c: sizes[c] and counts[c] receive its results."""
+    events, needy, dead = _step_chunk(
+        bounds[c], bounds[c + 1], columns, tables, event_part, needy_part, dead_part, counts[c]
+    )
+    sizes[c, _EVENTS] = events
+    sizes[c, _NEEDY] = needy
+    sizes[c, _DEATHS] = dead
+
+
 @numba.njit(parallel=True, cache=True)
 def _step_chunks(bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part):
-    """The chunks [bounds[c], bounds[c + 1]) of alive_idx, in parallel; sizes[c] and counts[c]
-    receive each chunk's results. Chunks touch disjoint rows and disjoint parts of the buffers."""
+    """The chunks [bounds[c], bounds[c + 1]) of alive_idx, in parallel. Chunks touch disjoint
+    rows and disjoint parts of the buffers."""
     for c in numba.prange(bounds.size - 1):
-        events, needy, dead = _step_chunk(
-            bounds[c],
-            bounds[c + 1],
-            columns,
-            tables,
-            event_part,
-            needy_part,
-            dead_part,
-            counts[c],
-        )
-        sizes[c, _EVENTS] = events
-        sizes[c, _NEEDY] = needy
-        sizes[c, _DEATHS] = dead
+        _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
+
+
+@numba.njit(nogil=True, cache=True)
+def _step_chunks_alone(bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part):
+    """The same chunks one after another on this thread, without the GIL: for the month that
+    runs ahead on one core while the other runs this month's care."""
+    for c in range(bounds.size - 1):
+        _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
 
 
 @row_function
@@ -327,7 +334,7 @@ def _remove_dead(alive_idx, n_alive, dead_at, n_dead):
     return np.int64(n + rest)
 
 
-@numba.njit(cache=True)
+@numba.njit(nogil=True, cache=True)
 def _merge_chunks(
     bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows, aged
 ):  # fmt: skip
@@ -407,6 +414,7 @@ def step_population(
     event: np.ndarray,
     event_rows: np.ndarray,
     needy_rows: np.ndarray,
+    alone: bool = False,
 ) -> tuple[int, int, int]:
     """Advance every living resident by one month.
 
@@ -420,8 +428,10 @@ def step_population(
     in key order; each needs room for n_alive rows.
     Returns (living count, number of event rows, number of needy rows).
 
-    Plain Python around compiled steps: the parallel pass is entered from Python, and the whole
-    call holds the lock that keeps threads out of numba's workqueue and of the part buffers.
+    alone=True runs the chunks on the calling thread only, without the GIL, with the same
+    results. Plain Python around compiled steps: the parallel pass is entered from Python, and
+    the whole call holds the lock that keeps threads out of numba's workqueue and of the part
+    buffers.
     """
     base, cells, cum = _cell_tables(death_prob, health_cum, medical_onset)
     n_chunks = max(min(N_CHUNKS, n_alive), 1)
@@ -452,7 +462,7 @@ def step_population(
             int(seed),
             int(month),
         )
-        _step_chunks(
+        (_step_chunks_alone if alone else _step_chunks)(
             bounds,
             sizes,
             counts,

@@ -8,6 +8,10 @@ materialised for the residents with an event this month.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import NamedTuple
+
 import mesa
 import numpy as np
 import pandas as pd
@@ -29,7 +33,7 @@ from sim.health import build_tables, sex_hazard_factor
 from sim.kernels import C_65, C_80, EVENT_WIDOWED, step_population, stock_counts
 from sim.metrics import care_frame, population_frame
 from sim.params import Params
-from sim.population import add_entrants, district_elderly_weights, synthesise
+from sim.population import Population, add_entrants, district_elderly_weights, synthesise
 from sim.services import team_hours_by_district
 
 
@@ -59,6 +63,9 @@ class CareModel(mesa.Model):
         self.pop = synthesise(self.params, self.geo, self.tables, self.seed, self.scale)
         self.month = 0  # the next month to simulate (0 = 2016-01)
         self._entrants_expected = 0.0
+        self._ahead: _MonthAhead | None = None
+        self._last_month_of_run = -1  # inside run_until: its last month (-1 outside)
+        self._progress: Callable[[int], None] | None = None
         self._months: list[int] = []
         self._counts: list[np.ndarray] = []
         self._event_rows = np.zeros(0, dtype=np.int64)
@@ -82,40 +89,66 @@ class CareModel(mesa.Model):
     # -- time ---------------------------------------------------------------------------------
     def step(self) -> None:
         """Simulate one calendar month."""
-        self._clear_events()
-        n_new = self._entrant_rows_this_month()
-        if n_new:
-            add_entrants(self.pop, n_new, self.month, self.params, self.geo, self.tables, self.seed)
-        counts = self._run_kernel()
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            self._clear_events()
+            n_new, self._entrants_expected = self._entrants_due(self.month)
+            self._add_entrants(self.pop, n_new, self.month)
+            month = self._population_month(self.pop, self.month, self._stock)
+        else:
+            month = ahead.join()
+            self.pop.adopt(ahead.pop)
+            self._entrants_expected = ahead.entrants_expected
+        self._event_rows, self.needy_rows, self._stock = month.event_rows, month.needy, month.stock
         if self.care_enabled:
+            if self.month < self._last_month_of_run:
+                self._ahead = _MonthAhead(self)
             self._care.append(care_month(self))
         else:
             self.set_deciders(self._event_rows[self.pop.alive[self._event_rows]])
         self._months.append(self.month)
-        self._counts.append(counts)
+        self._counts.append(month.counts)
         self.month += 1
+        if self._progress is not None:
+            self._progress(1)
 
-    def run_until(self, until: str | float) -> None:
-        """Run through the calendar month `until` ('YYYY-MM', inclusive)."""
+    def run_until(self, until: str | float, progress: Callable[[int], None] | None = None) -> None:
+        """Run through the calendar month `until` ('YYYY-MM', inclusive); `progress(1)` is called
+        after each month. Within the run, the population kernel of the next month runs on a
+        second core while the care system of this month runs (see `_MonthAhead`)."""
         last = month_index(until) if isinstance(until, str) else int(until) - 1
-        if last >= self.month:
+        if last < self.month:
+            return
+        self._last_month_of_run, self._progress = last, progress
+        try:
             self.run_for(last + 1 - self.month)
+        finally:
+            self._last_month_of_run, self._progress = -1, None
+            if self._ahead is not None:  # a month failed: let the thread finish, drop its work
+                self._ahead.join(check=False)
+                self._ahead = None
 
     # -- mechanisms ---------------------------------------------------------------------------
-    def _entrant_rows_this_month(self) -> int:
-        """Deterministic count of entrant rows: the carried sum of expected entrants, floored."""
-        before = int(self._entrants_expected)
+    def _entrants_due(self, month: int) -> tuple[int, float]:
+        """Deterministic count of entrant rows in `month` (the carried sum of expected entrants,
+        floored) and the new carried sum."""
         expected = entrants_per_month(
-            decimal_year(self.month), self.params.demography.entrant_share_of_china
+            decimal_year(month), self.params.demography.entrant_share_of_china
         )
-        self._entrants_expected += expected / self.scale
-        return int(self._entrants_expected) - before
+        carried = self._entrants_expected + expected / self.scale
+        return int(carried) - int(self._entrants_expected), carried
 
-    def _run_kernel(self) -> np.ndarray:
-        """Run the population kernel; returns this month's counts [district, column]."""
-        pop, hp = self.pop, self.params.health
-        flows = np.zeros_like(self._stock)
-        aged = np.zeros((self._stock.shape[0], 2), dtype=np.int64)
+    def _add_entrants(self, pop: Population, n: int, month: int) -> None:
+        if n:
+            add_entrants(pop, n, month, self.params, self.geo, self.tables, self.seed)
+
+    def _population_month(
+        self, pop: Population, month: int, stock: np.ndarray, alone: bool = False
+    ) -> PopulationMonth:
+        """Run the population kernel on `pop` for `month`, updating `stock` in place."""
+        hp = self.params.health
+        flows = np.zeros_like(stock)
+        aged = np.zeros((stock.shape[0], 2), dtype=np.int64)
         buffer = np.empty(pop.n_alive, dtype=np.int64)
         needy = np.empty(pop.n_alive, dtype=np.int64)
         pop.n_alive, n, n_needy = step_population(
@@ -130,26 +163,25 @@ class CareModel(mesa.Model):
             pop.spouse,
             pop.entry_month,
             pop.death_month,
-            self.death_probabilities(int(decimal_year(self.month))),
+            self.death_probabilities(int(decimal_year(month))),
             self.tables.monthly_cum,
             medical_onset_rates(hp.medical_need_prevalence, hp.medical_need_remission_per_month),
             hp.medical_need_remission_per_month,
             1 - np.exp(-self.params.households.external_spouse_hazard / 12),
             self.seed,
-            self.month,
-            self._stock,
+            month,
+            stock,
             flows,
             aged,
             pop.event,
             buffer,
             needy,
+            alone,
         )
-        self._event_rows = buffer[:n]
-        self.needy_rows = needy[:n_needy]
-        counts = self._stock + flows
-        self._stock[:, C_65] += aged[:, 0]
-        self._stock[:, C_80] += aged[:, 1]
-        return counts
+        counts = stock + flows
+        stock[:, C_65] += aged[:, 0]
+        stock[:, C_80] += aged[:, 1]
+        return PopulationMonth(buffer[:n], needy[:n_needy], counts, stock)
 
     def death_probabilities(self, year: int) -> np.ndarray:
         """Monthly death probability [sex, age, state] in a calendar year."""
@@ -161,6 +193,7 @@ class CareModel(mesa.Model):
         return self._death_prob[year]
 
     def _clear_events(self) -> None:
+        """(The successor population of `_MonthAhead` starts with no event bits instead.)"""
         self.pop.event[self._event_rows] = 0
 
     # -- care system helpers (used by sim.choice and sim.care) --------------------------------
@@ -302,3 +335,50 @@ def medical_onset_rates(prevalence: tuple[float, ...], remission: float) -> np.n
     """Monthly onset by state so that, within a state, onset/(onset+remission) = prevalence."""
     p = np.clip(np.asarray(prevalence, dtype=float), 0, 0.999)
     return remission * p / (1 - p)
+
+
+class PopulationMonth(NamedTuple):
+    """What the population kernel produced for one month."""
+
+    event_rows: np.ndarray  # rows with an event (deaths, need changes, widowhood, reviews)
+    needy: np.ndarray  # living rows in need (state 2+ or medical need), in key order
+    counts: np.ndarray  # [district, kernels column] of the month
+    stock: np.ndarray  # the stock carried into the next month
+
+
+class _MonthAhead:
+    """Next month's entrants and population kernel, the kernel on a thread of its own.
+
+    Care has no feedback on health, deaths, widowhood or ageing, and never writes the columns the
+    kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
+    So while this month's care reads the current columns, the kernel can advance a successor
+    population whose kernel columns are other arrays; the next step adopts it. Entrants are
+    drawn on the calling thread first (into rows past the current ones), then the thread copies
+    the kernel columns and runs the kernel without the GIL. The results are those of running the
+    months one after the other (tests/test_model.py checks every column and metric).
+    """
+
+    def __init__(self, model: CareModel):
+        pop, month = model.pop, model.month + 1
+        n_new, self.entrants_expected = model._entrants_due(month)
+        self.pop = pop.successor(n_new)
+        model._add_entrants(self.pop, n_new, month)
+        self._result: PopulationMonth | None = None
+        self._error: BaseException | None = None
+        stock = model._stock.copy()
+        self._thread = threading.Thread(target=self._run, args=(model, pop, month, stock))
+        self._thread.start()
+
+    def _run(self, model: CareModel, pop: Population, month: int, stock: np.ndarray) -> None:
+        try:
+            pop.copy_kernel_columns(self.pop)
+            self._result = model._population_month(self.pop, month, stock, alone=True)
+        except BaseException as error:  # handed to the thread that joins
+            self._error = error
+
+    def join(self, check: bool = True) -> PopulationMonth:
+        """Wait for the thread; its result (re-raising its error if `check`)."""
+        self._thread.join()
+        if check and self._error is not None:
+            raise self._error
+        return self._result

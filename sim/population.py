@@ -11,6 +11,7 @@ share. The age mix within 60+ is assumed the same in every district.
 
 from __future__ import annotations
 
+import copy
 from functools import cache, lru_cache
 from typing import NamedTuple
 
@@ -63,6 +64,34 @@ COLUMNS: dict[str, tuple[type, int]] = {
 }
 
 
+class _KernelColumns(NamedTuple):
+    """The columns the population kernel writes in rows that already exist, and alive_idx."""
+
+    alive_idx: np.ndarray
+    alive: np.ndarray
+    age_m: np.ndarray
+    health: np.ndarray
+    medical: np.ndarray
+    spouse: np.ndarray
+    death_month: np.ndarray
+    event: np.ndarray
+
+
+@numba.njit(nogil=True, cache=True)
+def _copy_kernel_columns(source: _KernelColumns, target: _KernelColumns, size: int, n_alive: int):
+    target.alive_idx[:n_alive] = source.alive_idx[:n_alive]
+    target.alive[:size] = source.alive[:size]
+    target.age_m[:size] = source.age_m[:size]
+    target.health[:size] = source.health[:size]
+    target.medical[:size] = source.medical[:size]
+    target.spouse[:size] = source.spouse[:size]
+    target.death_month[:size] = source.death_month[:size]
+    target.event[:size] = 0
+
+
+KERNEL_COLUMNS = _KernelColumns._fields
+
+
 @cache
 def district_elderly_weights(geo: Geography) -> np.ndarray:
     """Estimated share of the city's 60+ in each district (population x relative death rate).
@@ -78,7 +107,11 @@ def district_elderly_weights(geo: Geography) -> np.ndarray:
 
 
 class Population:
-    """Resident state as numpy columns with amortised growth for entrants."""
+    """Resident state as numpy columns with amortised growth for entrants.
+
+    A successor (`successor`, `adopt`) lets the population kernel advance the next month on
+    other copies of the columns it writes while this month's care still reads these ones.
+    """
 
     def __init__(self, capacity: int):
         self.size = 0
@@ -86,28 +119,75 @@ class Population:
         self.alive_idx = np.zeros(capacity, dtype=np.int64)  # living rows in key order
         for name, (dtype, fill) in COLUMNS.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
+        self._spare: dict[str, np.ndarray] = {}  # the kernel columns of the month before
 
     @property
     def capacity(self) -> int:
         return self.alive.size
 
+    def reserve(self, n: int) -> None:
+        """Make room for `n` more rows, growing every column by half at least."""
+        if self.size + n <= self.capacity:
+            return
+        new_cap = max(self.capacity * 3 // 2, self.size + n)
+        for name, (dtype, fill) in COLUMNS.items():
+            old = getattr(self, name)
+            grown = np.full(new_cap, fill, dtype=dtype)
+            grown[: old.size] = old
+            setattr(self, name, grown)
+        grown_idx = np.zeros(new_cap, dtype=np.int64)
+        grown_idx[: self.n_alive] = self.alive_idx[: self.n_alive]
+        self.alive_idx = grown_idx
+        self._spare = {}
+
     def append(self, n: int) -> np.ndarray:
         """Reserve `n` new rows and return their indices (= person keys)."""
-        if self.size + n > self.capacity:
-            new_cap = max(self.capacity * 3 // 2, self.size + n)
-            for name, (dtype, fill) in COLUMNS.items():
-                old = getattr(self, name)
-                grown = np.full(new_cap, fill, dtype=dtype)
-                grown[: old.size] = old
-                setattr(self, name, grown)
-            grown_idx = np.zeros(new_cap, dtype=np.int64)
-            grown_idx[: self.n_alive] = self.alive_idx[: self.n_alive]
-            self.alive_idx = grown_idx
+        self.reserve(n)
         rows = np.arange(self.size, self.size + n)
         self.alive_idx[self.n_alive : self.n_alive + n] = rows
         self.n_alive += n
         self.size += n
         return rows
+
+    def successor(self, n_new: int) -> Population:
+        """A population for next month that shares every column except the kernel's
+        (KERNEL_COLUMNS): those are other arrays (last month's, after an `adopt`), holding only
+        the rows appended to the successor until `copy_kernel_columns` fills in this one's rows.
+        Rows appended to the successor (at most `n_new`, reserved here) lie past this
+        population's rows, so writing them leaves this month's state untouched."""
+        self.reserve(n_new)
+        nxt = copy.copy(self)
+        for name in KERNEL_COLUMNS:
+            own = getattr(self, name)
+            spare = self._spare.pop(name, None)
+            if spare is None:
+                fill = COLUMNS[name][1] if name in COLUMNS else 0
+                spare = np.full(own.size, fill, dtype=own.dtype)
+            setattr(nxt, name, spare)
+        nxt._spare = {}
+        return nxt
+
+    def copy_kernel_columns(self, successor: Population) -> None:
+        """Copy this population's rows of the kernel's columns into its successor, with no
+        event bits (a month starts with none). Compiled without the GIL: it runs beside care."""
+        _copy_kernel_columns(
+            _KernelColumns(*(getattr(self, name) for name in KERNEL_COLUMNS)),
+            _KernelColumns(*(getattr(successor, name) for name in KERNEL_COLUMNS)),
+            self.size,
+            self.n_alive,
+        )
+
+    def adopt(self, successor: Population) -> None:
+        """Become the successor (next month), keeping this month's kernel columns as spares."""
+        self._spare = {name: getattr(self, name) for name in KERNEL_COLUMNS}
+        for name in (*KERNEL_COLUMNS, "size", "n_alive"):
+            setattr(self, name, getattr(successor, name))
+
+    def __getstate__(self) -> dict:
+        return {name: value for name, value in self.__dict__.items() if name != "_spare"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _spare={})
 
     def alive_rows(self) -> np.ndarray:
         """Rows of the living residents, in key order."""

@@ -21,7 +21,6 @@ from typing import Any
 
 import pandas as pd
 
-from sim.calendar import month_index
 from sim.metrics import PLAN_TARGETS
 from sim.params import Params
 
@@ -148,11 +147,7 @@ def simulate(
     from sim import CareModel
 
     model = CareModel(seed=seed, scale=scale, params=params)
-    last = month_index(until)
-    while model.month <= last:
-        model.step()
-        if progress is not None:
-            progress(1)
+    model.run_until(until, progress=progress)
     return model.metrics()
 
 

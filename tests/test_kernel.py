@@ -36,21 +36,24 @@ from sim.kernels import (
     step_population,
 )
 from sim.model import CareModel
+from sim.population import KERNEL_COLUMNS
 from sim.rng import Stream, uniforms
 
 SCALE = 100  # ~24k rows: a few hundred per chunk
 MONTHS = 3
 ARGUMENTS = list(inspect.signature(step_population).parameters)
-WRITTEN = ("alive", "age_m", "health", "medical", "spouse", "death_month", "event")
+WRITTEN = KERNEL_COLUMNS[1:]  # all but alive_idx, compared up to the living count
 
 
 def _copy(inputs: dict) -> dict:
     return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
 
 
-def _run_kernel(inputs: dict, threads: int) -> dict:
-    """The compiled kernel on copies of the inputs with `threads` numba threads."""
+def _run_kernel(inputs: dict, threads: int, alone: bool = False) -> dict:
+    """The compiled kernel on copies of the inputs with `threads` numba threads (or `alone`:
+    on the calling thread, as the month ahead runs it)."""
     a = _copy(inputs)
+    a["alone"] = alone
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
@@ -182,11 +185,11 @@ def months() -> list[dict]:
     return recorded
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_kernel_matches_serial_reference(months: list[dict], threads: int) -> None:
+@pytest.mark.parametrize(("threads", "alone"), [(1, False), (2, False), (2, True)])
+def test_kernel_matches_serial_reference(months: list[dict], threads: int, alone: bool) -> None:
     for inputs in months:
         assert inputs["n_alive"] > 50 * N_CHUNKS
-        _assert_same(_run_kernel(inputs, threads), _serial_reference(inputs))
+        _assert_same(_run_kernel(inputs, threads, alone), _serial_reference(inputs))
 
 
 def test_kernel_identical_with_one_and_two_threads(months: list[dict]) -> None:
@@ -249,6 +252,7 @@ def test_widowhood_and_small_populations(n_rows: int) -> None:
     expected = _serial_reference(inputs)
     for threads in (1, 2):
         _assert_same(_run_kernel(inputs, threads), expected)
+    _assert_same(_run_kernel(inputs, 2, alone=True), expected)
     if n_rows == 5000:  # couples who both died: the first in key order keeps the link
         first, second = np.array([(a, b) for a, b in enumerate(inputs["spouse"]) if a < b]).T
         both = ~expected["alive"][first] & ~expected["alive"][second]

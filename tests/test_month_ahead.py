@@ -1,0 +1,101 @@
+"""Running a month ahead: within `run_until`, the population kernel of the next month runs on
+another thread while this month's care runs (model._MonthAhead). It must give exactly what
+stepping one month at a time gives, leave no thread behind when a month fails, and leave a model
+that steps, pickles and runs on as before."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim.model
+from sim.model import CareModel
+from sim.population import COLUMNS
+
+SCALE, SEED, MONTHS = 20, 4, 30
+
+
+def _state(model: CareModel) -> dict[str, np.ndarray]:
+    pop = model.pop
+    columns = {name: getattr(pop, name)[: pop.size].copy() for name in COLUMNS}
+    return {**columns, "alive_idx": pop.alive_rows().copy(), "stock": model._stock.copy()}
+
+
+def _assert_same_model(a: CareModel, b: CareModel) -> None:
+    pd.testing.assert_frame_equal(a.metrics(), b.metrics())
+    assert (a.pop.size, a.pop.n_alive, a.month) == (b.pop.size, b.pop.n_alive, b.month)
+    for name, column in _state(a).items():
+        np.testing.assert_array_equal(column, _state(b)[name], err_msg=name)
+    np.testing.assert_array_equal(a.needy_rows, b.needy_rows)
+    np.testing.assert_array_equal(np.sort(a.event_rows), np.sort(b.event_rows))
+
+
+@pytest.fixture(scope="module")
+def stepped() -> CareModel:
+    """The reference: one month at a time (no month runs ahead)."""
+    model = CareModel(seed=SEED, scale=SCALE)
+    for _ in range(MONTHS):
+        model.step()
+    return model
+
+
+def test_run_until_equals_stepping(stepped: CareModel) -> None:
+    ahead_runs = []
+    original = sim.model._MonthAhead.__init__
+
+    def counted(self, model):
+        ahead_runs.append(model.month)
+        original(self, model)
+
+    model = CareModel(seed=SEED, scale=SCALE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sim.model._MonthAhead, "__init__", counted)
+        model.run_until(MONTHS // 2)  # two runs: the first leaves no month ahead behind
+        model.run_until(MONTHS)
+    assert len(ahead_runs) == MONTHS - 2  # every month but the last of each run ran ahead
+    _assert_same_model(model, stepped)
+
+
+def test_progress_is_reported_each_month() -> None:
+    reported = []
+    CareModel(seed=SEED, scale=SCALE).run_until("2016-06", progress=reported.append)
+    assert reported == [1] * 6
+
+
+def test_a_failing_month_leaves_no_thread() -> None:
+    """An error in this month's care stops the run; the month ahead's thread is joined and its
+    work dropped, so the model is left as stepping one month at a time leaves it."""
+    failing_month = 5
+    original = sim.model.care_month
+
+    def care_month(model):
+        if model.month == failing_month:
+            raise RuntimeError("care failed")
+        return original(model)
+
+    threads_before = threading.active_count()
+    ahead, stepped = CareModel(seed=SEED, scale=SCALE), CareModel(seed=SEED, scale=SCALE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sim.model, "care_month", care_month)
+        with pytest.raises(RuntimeError, match="care failed"):
+            ahead.run_until(MONTHS)
+        with pytest.raises(RuntimeError, match="care failed"):
+            for _ in range(MONTHS):
+                stepped.step()
+    assert ahead._ahead is None
+    assert threading.active_count() == threads_before
+    assert ahead._entrants_expected == stepped._entrants_expected
+    _assert_same_model(ahead, stepped)
+
+
+def test_pickled_model_runs_on(stepped: CareModel) -> None:
+    model = CareModel(seed=SEED, scale=SCALE)
+    model.run_until(MONTHS // 3)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.pop._spare == {}  # last month's columns are not saved
+    copy.run_until(MONTHS)
+    _assert_same_model(copy, stepped)
