@@ -7,7 +7,9 @@ those in need (state 2+ or medical need) and the few thousand facilities; never 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, NamedTuple
 
 import numba
 import numpy as np
@@ -21,10 +23,12 @@ from sim.choice import (
     PUBLIC_HOME,
     REASONS,
     RESIDENTIAL_OPTIONS,
+    ReasonInputs,
     choose,
+    reason_inputs,
     reason_tallies,
 )
-from sim.delivery import IDX, deliver_and_measure
+from sim.delivery import IDX, PersonSums, deliver_and_measure
 from sim.facilities import PUBLIC, admit
 from sim.kernels import EVENT_DIED, EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
 from sim.resident_columns import Residents, gather
@@ -37,8 +41,11 @@ _OPTION_OF_KIND = np.full(max(OPTION_KIND.values()) + 1, -1, dtype=np.int8)
 _OPTION_OF_KIND[list(OPTION_KIND.values())] = list(OPTION_KIND.keys())
 
 
-def care_month(model: CareModel) -> np.ndarray:
-    """Run the care system for the current month; returns the raw sums [district, SUMS]."""
+def care_month(model: CareModel) -> tuple[np.ndarray, Callable[[], None]]:
+    """Run the care system for the current month. Returns the raw sums [district, SUMS] and
+    `finish`, which adds the sums over the persons in need and the reasons to them: it reads
+    only what this month took for it, so it may run on another thread while the next month
+    runs (model.step)."""
     pop, fac, month = model.pop, model.facilities, model.month
     events = model.event_rows
     bits = pop.event[events]
@@ -75,9 +82,13 @@ def care_month(model: CareModel) -> np.ndarray:
     pop.queue_facility[rows_in] = -1
     pop.queue_since[rows_in] = -1
     people = gather(model, needy)  # facilities, arrangements and queues are final now
-    out, unmet_family_only = deliver_and_measure(model, needy, people, applicants[~admitted])
-    _reasons(model, out, people, unmet_family_only)
-    return out
+    out, per_person = deliver_and_measure(model, needy, people, applicants[~admitted])
+    reasons = _Reasons(reason_inputs(model), _empty_beds(model, out.shape[0]))
+    return out, partial(_finish, out, people, per_person, reasons)
+
+
+def _finish(out: np.ndarray, people: Residents, per_person: PersonSums, reasons: _Reasons) -> None:
+    _add_reasons(out, people, per_person.add_to(out), reasons)
 
 
 def _waiting(pop, rows: np.ndarray) -> np.ndarray:
@@ -179,27 +190,43 @@ def _move(
     return released[:n_released]
 
 
-def _reasons(
-    model: CareModel, out: np.ndarray, people: Residents, unmet_family_only: np.ndarray
+class _Reasons(NamedTuple):
+    """What the reason diagnostics need of the month besides the persons in need."""
+
+    inputs: ReasonInputs
+    empty_beds: np.ndarray  # [residential option, district]
+
+
+def _empty_beds(model: CareModel, n_districts: int) -> np.ndarray:
+    """Empty beds [residential option, district] of the facilities open this month."""
+    fac = model.facilities
+    open_now = fac.is_open(model.month)
+    empty = np.empty((len(RESIDENTIAL_OPTIONS), n_districts))
+    for n, option in enumerate(RESIDENTIAL_OPTIONS):
+        sel = open_now & (fac.kind == OPTION_KIND[option])
+        empty[n] = np.bincount(
+            fac.district[sel].astype(np.int64),
+            weights=(fac.capacity_rows - fac.occupancy)[sel],
+            minlength=n_districts,
+        )
+    return empty
+
+
+def _add_reasons(
+    out: np.ndarray, people: Residents, unmet_family_only: np.ndarray, reasons: _Reasons
 ) -> None:
     """Why dependents go without formal care, and why beds stand empty, by district.
 
     A district's empty beds of a kind are shared out by the reasons its dependents outside
     that kind do not use it (all to 'preference' where there are none).
     """
-    fac, n_d = model.facilities, out.shape[0]
     dependent = np.flatnonzero(people.health >= 3)
-    unmet, not_using = reason_tallies(model, people, dependent, unmet_family_only, n_d)
+    unmet, not_using = reason_tallies(
+        reasons.inputs, people, dependent, unmet_family_only, out.shape[0]
+    )
     for r, name in enumerate(REASONS):
         out[:, IDX[f"unmet_reason_{name}"]] = unmet[:, r]
-    open_now = fac.is_open(model.month)
-    for option, tally in zip(RESIDENTIAL_OPTIONS, not_using, strict=True):
-        sel = open_now & (fac.kind == OPTION_KIND[option])
-        empty = np.bincount(
-            fac.district[sel].astype(np.int64),
-            weights=(fac.capacity_rows - fac.occupancy)[sel],
-            minlength=n_d,
-        )
+    for empty, tally in zip(reasons.empty_beds, not_using, strict=True):
         totals = tally.sum(axis=1, keepdims=True)
         shares = np.where(totals > 0, tally / np.maximum(totals, 1), 0.0)
         shares[totals[:, 0] == 0, PREFERENCE] = 1.0

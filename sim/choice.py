@@ -469,8 +469,24 @@ def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
     return out
 
 
+class ReasonInputs(NamedTuple):
+    """What the reason diagnostics read of the model, taken at once after the month's care, so
+    that the tallies may run later, on another thread."""
+
+    scene: _Scene
+    facility_kind: np.ndarray
+
+
+def reason_inputs(model: CareModel) -> ReasonInputs:
+    return ReasonInputs(_scene(model), model.facilities.kind)
+
+
 def reason_tallies(
-    model: CareModel, people: Residents, entries: np.ndarray, unmet: np.ndarray, n_districts: int
+    inputs: ReasonInputs,
+    people: Residents,
+    entries: np.ndarray,
+    unmet: np.ndarray,
+    n_districts: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reasons by district in one pass over the entries `entries` (in increasing order) of the
     residents in need `people` (the diagnostics of every dependent): `people` holds their
@@ -484,11 +500,11 @@ def reason_tallies(
     binding = np.zeros((n_districts, len(REASONS)), dtype=np.int64)
     residential = np.zeros((len(RESIDENTIAL_OPTIONS), n_districts, len(REASONS)), dtype=np.int64)
     _reason_tallies(
-        _scene(model),
+        inputs.scene,
         people,
         entries,
         people.facility,
-        model.facilities.kind,
+        inputs.facility_kind,
         unmet,
         _new_options(1),
         binding,

@@ -273,12 +273,31 @@ def _tally(
         care.unmet_family_only[k] = dependent & (not bed) & (in_use == FAMILY) & (unmet > _EPS)
 
 
+class PersonSums(NamedTuple):
+    """The sums over the persons in need (`_tally`) of one month. They read only these arrays,
+    the month's own, so they may run on another thread while the next month runs."""
+
+    people: Residents
+    places: _Places
+    rates: _Rates
+    care: _Care
+
+    def add_to(self, out: np.ndarray) -> np.ndarray:
+        """Add the sums to out[district, SUMS]; returns the mask of dependents with unmet need
+        and family care only."""
+        counts = np.zeros(out.shape, dtype=np.int64)
+        _tally(self.people, self.places, self.rates, self.care, out, counts)
+        out[:, _COUNTED] = counts[:, _COUNTED]
+        return self.care.unmet_family_only
+
+
 def deliver_and_measure(
     model: CareModel, needy: np.ndarray, people: Residents, queued: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, PersonSums]:
     """Care delivered to everyone in need this month (rows `needy`, their columns `people`; of
-    them, rows `queued` still wait for a bed): returns the raw sums [district, SUMS] (reason
-    columns still zero) and the mask of dependents with unmet need and family care only.
+    them, rows `queued` still wait for a bed): returns the raw sums [district, SUMS] of the
+    facilities, queues and teams, and the sums over the persons (`PersonSums`) that complete
+    them (the reason columns stay zero).
     """
     p = model.params
     places = _Places(
@@ -311,13 +330,10 @@ def deliver_and_measure(
         model, team_capacity * share, medical, n_medical
     )
     out = np.zeros((len(model.geo.districts), len(SUMS)))
-    counts = np.zeros(out.shape, dtype=np.int64)
-    _tally(people, places, rates, care, out, counts)
-    out[:, _COUNTED] = counts[:, _COUNTED]
     out[:, IDX["team_capacity"]] = team_capacity
     _queue_sums(model, queued, out)
     _facility_sums(model, out)
-    return out, care.unmet_family_only
+    return out, PersonSums(people, places, rates, care)
 
 
 def _queue_sums(model: CareModel, queued: np.ndarray, out: np.ndarray) -> None:

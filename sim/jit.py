@@ -3,7 +3,8 @@
 `row_function` and `kernel` compile (numba) without reference counting. These loops only read and
 write arrays they are given, in NamedTuples; with counting on, numba increfs and decrefs every
 array of a tuple at each inlined row-function call, which costs several times the arithmetic.
-Code compiled so cannot allocate arrays: callers pass outputs and scratch in.
+Code compiled so cannot allocate arrays: callers pass outputs and scratch in. A `kernel` releases
+the GIL while it runs, so the worker thread of `CareModel.run_until` runs beside it.
 
 `prefetch` asks the CPU to start loading an array element into cache. Loops over scattered rows
 issue it for the rows `AHEAD` of the current one, so that the memory waits of successive rows
@@ -19,7 +20,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 row_function = numba.njit(inline="always", cache=True, _nrt=False)
-kernel = numba.njit(cache=True, _nrt=False)
+kernel = numba.njit(cache=True, _nrt=False, nogil=True)
 AHEAD = 16  # rows; measured on the 2030 deciders and residents in need (8-32 do about as well)
 
 _I32 = ir.IntType(32)

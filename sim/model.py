@@ -8,8 +8,8 @@ materialised for the residents with an event this month.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
 
 import mesa
@@ -66,6 +66,8 @@ class CareModel(mesa.Model):
         self._ahead: _MonthAhead | None = None
         self._last_month_of_run = -1  # inside run_until: its last month (-1 outside)
         self._progress: Callable[[int], None] | None = None
+        self._worker: ThreadPoolExecutor | None = None  # inside run_until
+        self._finishing: list[Future] = []  # this run's monthly sums being completed
         self._months: list[int] = []
         self._counts: list[np.ndarray] = []
         self._event_rows = np.zeros(0, dtype=np.int64)
@@ -96,14 +98,19 @@ class CareModel(mesa.Model):
             self._add_entrants(self.pop, n_new, self.month)
             month = self._population_month(self.pop, self.month, self._stock)
         else:
-            month = ahead.join()
+            month = ahead.result()
             self.pop.adopt(ahead.pop)
             self._entrants_expected = ahead.entrants_expected
         self._event_rows, self.needy_rows, self._stock = month.event_rows, month.needy, month.stock
         if self.care_enabled:
             if self.month < self._last_month_of_run:
-                self._ahead = _MonthAhead(self)
-            self._care.append(care_month(self))
+                self._ahead = _MonthAhead(self, self._worker)
+            sums, finish = care_month(self)
+            self._care.append(sums)
+            if self._worker is None:
+                finish()
+            else:  # after the kernel of next month, on the worker, while next month's care runs
+                self._finishing.append(self._worker.submit(finish))
         else:
             self.set_deciders(self._event_rows[self.pop.alive[self._event_rows]])
         self._months.append(self.month)
@@ -114,19 +121,32 @@ class CareModel(mesa.Model):
 
     def run_until(self, until: str | float, progress: Callable[[int], None] | None = None) -> None:
         """Run through the calendar month `until` ('YYYY-MM', inclusive); `progress(1)` is called
-        after each month. Within the run, the population kernel of the next month runs on a
-        second core while the care system of this month runs (see `_MonthAhead`)."""
+        after each month. Within the run a worker thread takes work off the month on the main
+        thread: the population kernel of the next month (`_MonthAhead`) and the sums over the
+        persons in need of the month just run (`care.care_month`)."""
         last = month_index(until) if isinstance(until, str) else int(until) - 1
         if last < self.month:
             return
         self._last_month_of_run, self._progress = last, progress
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="care-model")
         try:
             self.run_for(last + 1 - self.month)
         finally:
-            self._last_month_of_run, self._progress = -1, None
-            if self._ahead is not None:  # a month failed: let the thread finish, drop its work
-                self._ahead.join(check=False)
-                self._ahead = None
+            finishing = self._stop_worker()
+        for done in finishing:
+            done.result()  # re-raises an error of the worker's
+
+    def _stop_worker(self) -> list[Future]:
+        """End of a run: wait for the worker (dropping a month ahead, left only by a month that
+        failed) and return the run's monthly sums completed on it."""
+        self._last_month_of_run, self._progress = -1, None
+        if self._ahead is not None:
+            self._ahead.drop()
+            self._ahead = None
+        self._worker.shutdown(wait=True)
+        self._worker = None
+        finishing, self._finishing = self._finishing, []
+        return finishing
 
     # -- mechanisms ---------------------------------------------------------------------------
     def _entrants_due(self, month: int) -> tuple[int, float]:
@@ -347,38 +367,34 @@ class PopulationMonth(NamedTuple):
 
 
 class _MonthAhead:
-    """Next month's entrants and population kernel, the kernel on a thread of its own.
+    """Next month's entrants and population kernel, the kernel on the worker thread.
 
     Care has no feedback on health, deaths, widowhood or ageing, and never writes the columns the
     kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
     So while this month's care reads the current columns, the kernel can advance a successor
     population whose kernel columns are other arrays; the next step adopts it. Entrants are
-    drawn on the calling thread first (into rows past the current ones), then the thread copies
+    drawn on the calling thread first (into rows past the current ones), then the worker copies
     the kernel columns and runs the kernel without the GIL. The results are those of running the
-    months one after the other (tests/test_model.py checks every column and metric).
+    months one after the other (tests/test_month_ahead.py checks every column and metric).
     """
 
-    def __init__(self, model: CareModel):
+    def __init__(self, model: CareModel, worker: ThreadPoolExecutor):
         pop, month = model.pop, model.month + 1
         n_new, self.entrants_expected = model._entrants_due(month)
         self.pop = pop.successor(n_new)
         model._add_entrants(self.pop, n_new, month)
-        self._result: PopulationMonth | None = None
-        self._error: BaseException | None = None
-        stock = model._stock.copy()
-        self._thread = threading.Thread(target=self._run, args=(model, pop, month, stock))
-        self._thread.start()
+        self._future = worker.submit(self._run, model, pop, month, model._stock.copy())
 
-    def _run(self, model: CareModel, pop: Population, month: int, stock: np.ndarray) -> None:
-        try:
-            pop.copy_kernel_columns(self.pop)
-            self._result = model._population_month(self.pop, month, stock, alone=True)
-        except BaseException as error:  # handed to the thread that joins
-            self._error = error
+    def _run(
+        self, model: CareModel, pop: Population, month: int, stock: np.ndarray
+    ) -> PopulationMonth:
+        pop.copy_kernel_columns(self.pop)
+        return model._population_month(self.pop, month, stock, alone=True)
 
-    def join(self, check: bool = True) -> PopulationMonth:
-        """Wait for the thread; its result (re-raising its error if `check`)."""
-        self._thread.join()
-        if check and self._error is not None:
-            raise self._error
-        return self._result
+    def result(self) -> PopulationMonth:
+        """Wait for the worker; the kernel's month (re-raising an error of the worker's)."""
+        return self._future.result()
+
+    def drop(self) -> None:
+        """Wait for the worker and drop its work (the run stopped on an error)."""
+        self._future.exception()

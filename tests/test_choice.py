@@ -18,6 +18,7 @@ from sim.choice import (
     option_features,
     option_reason,
     probabilities,
+    reason_inputs,
     reason_tallies,
     utilities,
 )
@@ -82,7 +83,7 @@ def test_reason_tallies_match_per_resident_reasons(model: CareModel) -> None:
     people = gather(model, needy)
     entries = np.flatnonzero(pop.health[needy] >= 3)
     flagged = np.random.default_rng(0).random(needy.size) < 0.3
-    binding, residential = reason_tallies(model, people, entries, flagged, n_d)
+    binding, residential = reason_tallies(reason_inputs(model), people, entries, flagged, n_d)
     rows, unmet = needy[entries], flagged[entries]
     f = option_features(model, rows)
     district = pop.district[rows].astype(np.int64)

@@ -90,7 +90,8 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
 def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
     pop, fac, needy, pol = model.pop, model.facilities, model.needy_rows, model.params.policy
     queued = pop.queue_facility[needy] >= 0
-    out, unmet_family_only = deliver_and_measure(model, needy, gather(model, needy), needy[queued])
+    out, per_person = deliver_and_measure(model, needy, gather(model, needy), needy[queued])
+    unmet_family_only = per_person.add_to(out)
     n_d = out.shape[0]
     d = pop.district[needy].astype(np.int64)
 
