@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sim.care
 import sim.model
 from sim.model import CareModel
 from sim.population import COLUMNS
@@ -47,9 +48,9 @@ def test_run_until_equals_stepping(stepped: CareModel) -> None:
     ahead_runs = []
     original = sim.model._MonthAhead.__init__
 
-    def counted(self, model):
+    def counted(self, model, worker):
         ahead_runs.append(model.month)
-        original(self, model)
+        original(self, model, worker)
 
     model = CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
@@ -99,3 +100,15 @@ def test_pickled_model_runs_on(stepped: CareModel) -> None:
     assert copy.pop._spare == {}  # last month's columns are not saved
     copy.run_until(MONTHS)
     _assert_same_model(copy, stepped)
+
+
+def test_an_error_on_the_worker_reaches_the_caller() -> None:
+    def finish(*args):
+        raise RuntimeError("tally failed")
+
+    model = CareModel(seed=SEED, scale=SCALE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sim.care, "_finish", finish)
+        with pytest.raises(RuntimeError, match="tally failed"):
+            model.run_until(3)
+    assert model._worker is None and model._finishing == []
