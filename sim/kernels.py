@@ -290,7 +290,7 @@ def _step_chunks(bounds, sizes, counts, columns, tables, event_part, needy_part,
         _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def _step_chunks_alone(bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part):
     """The same chunks one after another on this thread, without the GIL: for the month that
     runs ahead on one core while the other runs this month's care."""
