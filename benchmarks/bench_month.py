@@ -1,0 +1,70 @@
+"""Where a month's time goes on each thread of `CareModel.run_until`, at full city.
+
+Usage: python benchmarks/bench_month.py [--from 2030-01] [--months 12] [--scale 1] [--seed 1]
+Runs the model to the month before `--from`, then times `--months` months in one `run_until`,
+wrapping the parts of the month: on the main thread the care month, the drawing of next month's
+entrants (`_MonthAhead` set-up) and the wait for the worker; on the worker the copy of the kernel
+columns, the kernel, and the per-person sums and reasons (`care._finish`). Prints milliseconds a
+month, wall and thread CPU. The wrapping costs microseconds a call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import defaultdict
+
+import sim.care
+import sim.model
+import sim.population
+from sim import CareModel
+from sim.calendar import month_index
+
+WALL: defaultdict[str, float] = defaultdict(float)
+CPU: defaultdict[str, float] = defaultdict(float)
+
+
+def timed(owner: object, name: str, label: str) -> None:
+    """Replace owner.name by a wrapper adding its wall and thread CPU time under `label`."""
+    function = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        result = function(*args, **kwargs)
+        WALL[label] += time.perf_counter() - wall
+        CPU[label] += time.thread_time() - cpu
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from", dest="start", default="2030-01")
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    timed(sim.model, "care_month", "main: care month")
+    timed(sim.model._MonthAhead, "__init__", "main: next month's entrants")
+    timed(sim.model._MonthAhead, "result", "main: waiting for the worker")
+    timed(sim.population.Population, "copy_kernel_columns", "worker: copy of kernel columns")
+    timed(sim.model._MonthAhead, "_run", "worker: copy and kernel")
+    timed(sim.care, "_finish", "worker: per-person sums and reasons")
+    model = CareModel(seed=args.seed, scale=args.scale)
+    model.run_until(month_index(args.start))
+    WALL.clear()
+    CPU.clear()
+    t0 = time.perf_counter()
+    model.run_until(month_index(args.start) + args.months)
+    per_month = (time.perf_counter() - t0) * 1e3 / args.months
+    print(f"{args.months} months from {args.start}: {per_month:.1f} ms a month (wall)")
+    for label in sorted(WALL, key=WALL.get, reverse=True):
+        print(
+            f"  {label:40s} {WALL[label] * 1e3 / args.months:6.1f} ms "
+            f"(cpu {CPU[label] * 1e3 / args.months:5.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()
