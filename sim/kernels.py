@@ -97,6 +97,28 @@ class _Columns(NamedTuple):
     event: np.ndarray
 
 
+class KernelColumns(NamedTuple):
+    """The columns the kernel writes in rows that already exist, and alive_idx."""
+
+    alive_idx: np.ndarray
+    alive: np.ndarray
+    age_m: np.ndarray
+    health: np.ndarray
+    medical: np.ndarray
+    spouse: np.ndarray
+    death_month: np.ndarray
+    event: np.ndarray
+
+
+class Source(NamedTuple):
+    """The month before, for a month run on other arrays (`step_population(source=...)`): its
+    kernel columns, its rows [0, size) and its living count."""
+
+    columns: KernelColumns
+    size: int
+    n_alive: int
+
+
 class _Tables(NamedTuple):
     """This month's tables (`_cell_tables`), rates and keys of the draws."""
 
@@ -291,11 +313,48 @@ def _step_chunks(bounds, sizes, counts, columns, tables, event_part, needy_part,
 
 
 @kernel
-def _step_chunks_alone(bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part):
+def _step_chunks_alone(
+    bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part, source
+):  # fmt: skip
     """The same chunks one after another on this thread, without the GIL: for the month that
-    runs ahead on one core while the other runs this month's care."""
+    runs ahead on one core while the other runs this month's care. With a `source` (size >= 0),
+    each chunk first copies its rows of the month before into `columns`, so the copy and the
+    kernel meet the rows once, in cache."""
     for c in range(bounds.size - 1):
+        if source.size >= 0:
+            _copy_chunk(c, bounds, source, columns)
         _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
+
+
+@row_function
+def _first_row(source, position):
+    """The first row of the chunk starting at `position` of alive_idx: the source's living row
+    there, or the source's size for the positions of this month's entrants (their rows follow
+    the source's rows and are written already)."""
+    return source.columns.alive_idx[position] if position < source.n_alive else source.size
+
+
+@row_function
+def _copy_chunk(c, bounds, source, columns):
+    """Copy chunk c's part of alive_idx and its rows of the kernel columns, from the row it
+    starts at to the row the next chunk starts at (the first chunk from row 0, the last to the
+    source's size: the chunks share out every row, living or not). No event bits are copied: a
+    month starts with none. Column by column, so that each loop is a plain (vectorised) copy."""
+    first, stop = bounds[c], bounds[c + 1]
+    s = source.columns
+    n_living = max(min(stop, source.n_alive) - first, 0)  # the source's part of the chunk
+    _copy_down(s.alive_idx, _U(first), columns.alive_idx, _U(first), _U(n_living))
+    row = _U(0) if c == 0 else _U(_first_row(source, first))
+    end = _U(source.size) if c == bounds.size - 2 else _U(_first_row(source, stop))
+    n = end - row
+    _copy_down(s.alive, row, columns.alive, row, n)
+    _copy_down(s.age_m, row, columns.age_m, row, n)
+    _copy_down(s.health, row, columns.health, row, n)
+    _copy_down(s.medical, row, columns.medical, row, n)
+    _copy_down(s.spouse, row, columns.spouse, row, n)
+    _copy_down(s.death_month, row, columns.death_month, row, n)
+    for r in range(row, end):
+        columns.event[r] = 0
 
 
 @row_function
@@ -415,6 +474,7 @@ def step_population(
     event_rows: np.ndarray,
     needy_rows: np.ndarray,
     alone: bool = False,
+    source: Source | None = None,
 ) -> tuple[int, int, int]:
     """Advance every living resident by one month.
 
@@ -429,9 +489,11 @@ def step_population(
     Returns (living count, number of event rows, number of needy rows).
 
     alone=True runs the chunks on the calling thread only, without the GIL, with the same
-    results. Plain Python around compiled steps: the parallel pass is entered from Python, and
-    the whole call holds the lock that keeps threads out of numba's workqueue and of the part
-    buffers.
+    results; with it, a `source` (the month before, on other arrays) is copied into the columns
+    chunk by chunk before each chunk runs (rows [0, source.size); the rows after, this month's
+    entrants, must be in the columns already).
+    Plain Python around compiled steps: the parallel pass is entered from Python, and the whole
+    call holds the lock that keeps threads out of numba's workqueue and of the part buffers.
     """
     base, cells, cum = _cell_tables(death_prob, health_cum, medical_onset)
     n_chunks = max(min(N_CHUNKS, n_alive), 1)
@@ -462,16 +524,16 @@ def step_population(
             int(seed),
             int(month),
         )
-        (_step_chunks_alone if alone else _step_chunks)(
-            bounds,
-            sizes,
-            counts,
-            columns,
-            tables,
-            parts[_EVENTS],
-            parts[_NEEDY],
-            parts[_DEATHS],
-        )
+        lists = (parts[_EVENTS], parts[_NEEDY], parts[_DEATHS])
+        if alone:
+            if source is None:  # nothing to copy (size -1), in arrays of the columns' types
+                empty = (getattr(columns, name)[:0] for name in KernelColumns._fields)
+                source = Source(KernelColumns(*empty), -1, -1)
+            _step_chunks_alone(bounds, sizes, counts, columns, tables, *lists, source)
+        elif source is not None:
+            raise ValueError("step_population: a source is copied only when alone=True")
+        else:
+            _step_chunks(bounds, sizes, counts, columns, tables, *lists)
         n_kept, n_events, n_needy = _merge_chunks(
             bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows,
             aged,

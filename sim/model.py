@@ -30,7 +30,7 @@ from sim.facilities import (
 )
 from sim.geography import load_geography
 from sim.health import build_tables, sex_hazard_factor
-from sim.kernels import C_65, C_80, EVENT_WIDOWED, step_population, stock_counts
+from sim.kernels import C_65, C_80, EVENT_WIDOWED, Source, step_population, stock_counts
 from sim.metrics import care_frame, population_frame
 from sim.params import Params
 from sim.population import Population, add_entrants, district_elderly_weights, synthesise
@@ -163,9 +163,15 @@ class CareModel(mesa.Model):
             add_entrants(pop, n, month, self.params, self.geo, self.tables, self.seed)
 
     def _population_month(
-        self, pop: Population, month: int, stock: np.ndarray, alone: bool = False
+        self,
+        pop: Population,
+        month: int,
+        stock: np.ndarray,
+        alone: bool = False,
+        source: Source | None = None,
     ) -> PopulationMonth:
-        """Run the population kernel on `pop` for `month`, updating `stock` in place."""
+        """Run the population kernel on `pop` for `month`, updating `stock` in place (`alone`,
+        copying `source` first: see `step_population`)."""
         hp = self.params.health
         flows = np.zeros_like(stock)
         aged = np.zeros((stock.shape[0], 2), dtype=np.int64)
@@ -197,6 +203,7 @@ class CareModel(mesa.Model):
             buffer,
             needy,
             alone,
+            source,
         )
         counts = stock + flows
         stock[:, C_65] += aged[:, 0]
@@ -373,9 +380,10 @@ class _MonthAhead:
     kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
     So while this month's care reads the current columns, the kernel can advance a successor
     population whose kernel columns are other arrays; the next step adopts it. Entrants are
-    drawn on the calling thread first (into rows past the current ones), then the worker copies
-    the kernel columns and runs the kernel without the GIL. The results are those of running the
-    months one after the other (tests/test_month_ahead.py checks every column and metric).
+    drawn on the calling thread first (into rows past the current ones), then the worker runs
+    the kernel without the GIL, copying the current kernel columns chunk by chunk as it goes.
+    The results are those of running the months one after the other (tests/test_month_ahead.py
+    checks every column and metric).
     """
 
     def __init__(self, model: CareModel, worker: ThreadPoolExecutor):
@@ -388,8 +396,7 @@ class _MonthAhead:
     def _run(
         self, model: CareModel, pop: Population, month: int, stock: np.ndarray
     ) -> PopulationMonth:
-        pop.copy_kernel_columns(self.pop)
-        return model._population_month(self.pop, month, stock, alone=True)
+        return model._population_month(self.pop, month, stock, alone=True, source=pop.as_source())
 
     def result(self) -> PopulationMonth:
         """Wait for the worker; the kernel's month (re-raising an error of the worker's)."""

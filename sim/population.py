@@ -29,6 +29,7 @@ from sim.families import (
 from sim.geography import Geography, allocate_largest_remainder
 from sim.health import HealthTables
 from sim.jit import kernel
+from sim.kernels import KernelColumns, Source
 from sim.params import DemographyParams, HealthParams, HouseholdParams, IncomeParams, Params
 from sim.rng import (
     Stream,
@@ -64,32 +65,8 @@ COLUMNS: dict[str, tuple[type, int]] = {
 }
 
 
-class _KernelColumns(NamedTuple):
-    """The columns the population kernel writes in rows that already exist, and alive_idx."""
-
-    alive_idx: np.ndarray
-    alive: np.ndarray
-    age_m: np.ndarray
-    health: np.ndarray
-    medical: np.ndarray
-    spouse: np.ndarray
-    death_month: np.ndarray
-    event: np.ndarray
-
-
-@numba.njit(nogil=True, cache=True)
-def _copy_kernel_columns(source: _KernelColumns, target: _KernelColumns, size: int, n_alive: int):
-    target.alive_idx[:n_alive] = source.alive_idx[:n_alive]
-    target.alive[:size] = source.alive[:size]
-    target.age_m[:size] = source.age_m[:size]
-    target.health[:size] = source.health[:size]
-    target.medical[:size] = source.medical[:size]
-    target.spouse[:size] = source.spouse[:size]
-    target.death_month[:size] = source.death_month[:size]
-    target.event[:size] = 0
-
-
-KERNEL_COLUMNS = _KernelColumns._fields
+# The columns the population kernel writes in rows that already exist, and alive_idx.
+KERNEL_COLUMNS = KernelColumns._fields
 
 
 @cache
@@ -152,7 +129,7 @@ class Population:
     def successor(self, n_new: int) -> Population:
         """A population for next month that shares every column except the kernel's
         (KERNEL_COLUMNS): those are other arrays (last month's, after an `adopt`), holding only
-        the rows appended to the successor until `copy_kernel_columns` fills in this one's rows.
+        the rows appended to the successor until its kernel copies in this one's (`as_source`).
         Rows appended to the successor (at most `n_new`, reserved here) lie past this
         population's rows, so writing them leaves this month's state untouched."""
         self.reserve(n_new)
@@ -167,15 +144,11 @@ class Population:
         nxt._spare = {}
         return nxt
 
-    def copy_kernel_columns(self, successor: Population) -> None:
-        """Copy this population's rows of the kernel's columns into its successor, with no
-        event bits (a month starts with none). Compiled without the GIL: it runs beside care."""
-        _copy_kernel_columns(
-            _KernelColumns(*(getattr(self, name) for name in KERNEL_COLUMNS)),
-            _KernelColumns(*(getattr(successor, name) for name in KERNEL_COLUMNS)),
-            self.size,
-            self.n_alive,
-        )
+    def as_source(self) -> Source:
+        """This month's kernel columns, for the kernel of a successor to copy from (the kernel
+        copies them chunk by chunk, each chunk just before it runs)."""
+        columns = KernelColumns(*(getattr(self, name) for name in KERNEL_COLUMNS))
+        return Source(columns, self.size, self.n_alive)
 
     def adopt(self, successor: Population) -> None:
         """Become the successor (next month), keeping this month's kernel columns as spares."""
