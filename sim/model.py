@@ -379,9 +379,9 @@ class _MonthAhead:
     Care has no feedback on health, deaths, widowhood or ageing, and never writes the columns the
     kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
     So while this month's care reads the current columns, the kernel can advance a successor
-    population whose kernel columns are other arrays; the next step adopts it. Entrants are
-    drawn on the calling thread first (into rows past the current ones), then the worker runs
-    the kernel without the GIL, copying the current kernel columns chunk by chunk as it goes.
+    population whose kernel columns are other arrays; the next step adopts it. The worker draws
+    the entrants into the successor (rows past the current ones, reserved here), then runs the
+    kernel without the GIL, copying the current kernel columns chunk by chunk as it goes.
     The results are those of running the months one after the other (tests/test_month_ahead.py
     checks every column and metric).
     """
@@ -390,13 +390,14 @@ class _MonthAhead:
         pop, month = model.pop, model.month + 1
         n_new, self.entrants_expected = model._entrants_due(month)
         self.pop = pop.successor(n_new)
-        model._add_entrants(self.pop, n_new, month)
-        self._future = worker.submit(self._run, model, pop, month, model._stock.copy())
+        stock = model._stock.copy()
+        self._future = worker.submit(self._run, model, pop.as_source(), n_new, month, stock)
 
     def _run(
-        self, model: CareModel, pop: Population, month: int, stock: np.ndarray
+        self, model: CareModel, source: Source, n_new: int, month: int, stock: np.ndarray
     ) -> PopulationMonth:
-        return model._population_month(self.pop, month, stock, alone=True, source=pop.as_source())
+        model._add_entrants(self.pop, n_new, month)
+        return model._population_month(self.pop, month, stock, alone=True, source=source)
 
     def result(self) -> PopulationMonth:
         """Wait for the worker; the kernel's month (re-raising an error of the worker's)."""
