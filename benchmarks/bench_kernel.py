@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_kernel.py [--month 2030-01] [--scale 1] [--repeat 7] [--threads 1,2]
 Runs the population (no care system) up to the month before `--month`, then times the kernel
-step of that month (`CareModel._population_month`) several times on the same state, restoring
+step of that month (`kernels.step_population`) several times on the same state, restoring
 the columns it changes after each call; prints the median and the best for each numba thread
 count, and for the kernel as the month ahead runs it (`alone`: one thread, without the GIL).
 """
@@ -29,6 +29,7 @@ def prepared_model(month: str, scale: float, seed: int):
 
 def time_kernel(model, repeat: int, alone: bool = False) -> list[float]:
     """Seconds per call of the kernel step, each on the same starting state."""
+    from sim.kernels import step_population
     from sim.population import KERNEL_COLUMNS  # every column the kernel writes
 
     pop = model.pop
@@ -37,7 +38,8 @@ def time_kernel(model, repeat: int, alone: bool = False) -> list[float]:
     seconds = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        model._population_month(pop, model.month, model._stock, alone)
+        arguments, _ = model._kernel_call(pop, model.month, model._stock)
+        pop.n_alive = step_population(*arguments, alone=alone)[0]
         seconds.append(time.perf_counter() - t0)
         for name, column in saved.items():
             getattr(pop, name)[:] = column

@@ -3,7 +3,8 @@
 Usage: python benchmarks/bench_month.py [--from 2030-01] [--months 12] [--scale 1] [--seed 1]
 Runs the model to the month before `--from`, then times `--months` months in one `run_until`,
 wrapping the parts of the month: on the main thread the care month, the drawing of next
-month's entrants (`_MonthAhead` set-up) and the wait for the worker; on the worker the kernel
+month's entrants (`_MonthAhead` set-up), its share of the kernel's chunks with the wait for the
+worker's share and the merge; on the worker its chunks of the kernel
 (which copies the kernel columns as it goes) and the per-person sums and reasons
 (`care._finish`). Prints milliseconds a month, wall and thread CPU. The wrapping costs
 microseconds a call.
@@ -47,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     timed(sim.model, "care_month", "main: care month")
     timed(sim.model._MonthAhead, "__init__", "main: next month's entrants")
-    timed(sim.model._MonthAhead, "result", "main: waiting for the worker")
-    timed(sim.model._MonthAhead, "_run", "worker: kernel (with the copy)")
+    timed(sim.model._MonthAhead, "result", "main: its kernel chunks, the wait, merge")
+    timed(sim.model._MonthAhead, "_run", "worker: its kernel chunks (with the copy)")
     timed(sim.care, "_finish", "worker: per-person sums and reasons")
     model = CareModel(seed=args.seed, scale=args.scale)
     model.run_until(month_index(args.start))

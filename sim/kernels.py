@@ -314,13 +314,13 @@ def _step_chunks(bounds, sizes, counts, columns, tables, event_part, needy_part,
 
 @kernel
 def _step_chunks_alone(
-    bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part, source
+    first, stop, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part, source
 ):  # fmt: skip
-    """The same chunks one after another on this thread, without the GIL: for the month that
-    runs ahead on one core while the other runs this month's care. With a `source` (size >= 0),
-    each chunk first copies its rows of the month before into `columns`, so the copy and the
-    kernel meet the rows once, in cache."""
-    for c in range(bounds.size - 1):
+    """Chunks first..stop-1 one after another on this thread, without the GIL: for the month
+    that runs ahead beside this month's care. With a `source` (size >= 0), each chunk first
+    copies its rows of the month before into `columns`, so the copy and the kernel meet the rows
+    once, in cache."""
+    for c in range(first, stop):
         if source.size >= 0:
             _copy_chunk(c, bounds, source, columns)
         _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
@@ -430,7 +430,7 @@ def _merge_chunks(
     return n_kept, n_events, n_needy
 
 
-class _Parts:
+class Parts:
     """Buffers for the chunks' lists (event rows, needy rows, dead positions), kept from one call
     to the next. Fresh ones would be zeroed by the OS wherever a chunk writes, and every chunk
     starts at a different place: that cost more than the whole merge. The caller's buffers are
@@ -445,10 +445,10 @@ class _Parts:
         return self.array
 
 
-_PARTS = _Parts()
+_PARTS = Parts()
 
 
-def step_population(
+def month_kernel(
     alive_idx: np.ndarray,
     n_alive: int,
     alive: np.ndarray,
@@ -473,10 +473,9 @@ def step_population(
     event: np.ndarray,
     event_rows: np.ndarray,
     needy_rows: np.ndarray,
-    alone: bool = False,
     source: Source | None = None,
-) -> tuple[int, int, int]:
-    """Advance every living resident by one month.
+) -> MonthKernel:
+    """One month for every living resident, ready to run (`step_population` runs it whole).
 
     alive_idx[:n_alive] lists the living rows in key order and is compacted in place as people
     die. death_prob[sex, age, state], health_cum[sex, age, from, to] and medical_onset[state] are
@@ -485,60 +484,92 @@ def step_population(
     the people turning 65 / 80 at the end of the month (added to the stock after the snapshot).
     event_rows receives the rows whose `event` bits were set this month (each row once, in no
     particular order), needy_rows the living rows with a care need (state 2+) or a medical need,
-    in key order; each needs room for n_alive rows.
+    in key order; each needs room for n_alive rows. For `source`, see `MonthKernel`.
+    """
+    columns = _Columns(
+        alive_idx, alive, age_m, sex, district, health, medical, spouse, entry_month,
+        death_month, event,
+    )  # fmt: skip
+    tables = _Tables(
+        *_cell_tables(death_prob, health_cum, medical_onset),
+        float(medical_remission),
+        float(external_spouse_death),
+        int(seed),
+        int(month),
+    )
+    outputs = (stock, flows, aged, event_rows, needy_rows)
+    return MonthKernel(columns, n_alive, tables, outputs, source)
+
+
+def step_population(*arguments, alone: bool = False) -> tuple[int, int, int]:
+    """Advance every living resident by one month: `month_kernel(*arguments)`, run whole.
     Returns (living count, number of event rows, number of needy rows).
 
-    alone=True runs the chunks on the calling thread only, without the GIL, with the same
-    results; with it, a `source` (the month before, on other arrays) is copied into the columns
-    chunk by chunk before each chunk runs (rows [0, source.size); the rows after, this month's
-    entrants, must be in the columns already).
-    Plain Python around compiled steps: the parallel pass is entered from Python, and the whole
-    call holds the lock that keeps threads out of numba's workqueue and of the part buffers.
+    The chunks run in parallel, or with alone=True one after another on the calling thread
+    without the GIL (the same results). The whole call holds the lock that keeps threads out of
+    numba's workqueue and of the shared part buffers.
     """
-    base, cells, cum = _cell_tables(death_prob, health_cum, medical_onset)
-    n_chunks = max(min(N_CHUNKS, n_alive), 1)
-    bounds = np.arange(n_chunks + 1, dtype=np.int64) * n_alive // n_chunks
-    sizes = np.zeros((n_chunks, 3), dtype=np.int64)
-    counts = np.zeros((n_chunks, stock.shape[0], _N_CHUNK_COUNTS), dtype=np.int64)
+    month = month_kernel(*arguments)
     with _LOCK:
-        parts = _PARTS.get(n_alive)
-        columns = _Columns(
-            alive_idx,
-            alive,
-            age_m,
-            sex,
-            district,
-            health,
-            medical,
-            spouse,
-            entry_month,
-            death_month,
-            event,
-        )
-        tables = _Tables(
-            base,
-            cells,
-            cum,
-            float(medical_remission),
-            float(external_spouse_death),
-            int(seed),
-            int(month),
-        )
-        lists = (parts[_EVENTS], parts[_NEEDY], parts[_DEATHS])
+        month.parts = _PARTS.get(month.n_alive)
         if alone:
-            if source is None:  # nothing to copy (size -1), in arrays of the columns' types
-                empty = (getattr(columns, name)[:0] for name in KernelColumns._fields)
-                source = Source(KernelColumns(*empty), -1, -1)
-            _step_chunks_alone(bounds, sizes, counts, columns, tables, *lists, source)
-        elif source is not None:
-            raise ValueError("step_population: a source is copied only when alone=True")
+            month.run_chunks(0, month.n_chunks)
         else:
-            _step_chunks(bounds, sizes, counts, columns, tables, *lists)
+            _step_chunks(*month.chunk_arguments())
+        return month.merge()
+
+
+class MonthKernel:
+    """One month of the kernel (the arguments of `step_population`, gathered) in separate steps:
+    the chunks, each run exactly once in any order and on any threads (`run_chunks`, without
+    the GIL), then `merge`, which joins them in key order. The results do not depend on who ran
+    which chunk. `parts` must be set to buffers no other kernel uses meanwhile (`Parts.get`).
+
+    A `source` (the month before, on other arrays) is copied into the columns chunk by chunk,
+    before each chunk runs (rows [0, source.size); the rows after, this month's entrants, must be
+    in the columns already).
+    """
+
+    def __init__(
+        self,
+        columns: _Columns,
+        n_alive: int,
+        tables: _Tables,
+        outputs: tuple[np.ndarray, ...],
+        source: Source | None = None,
+    ):
+        n_chunks = max(min(N_CHUNKS, n_alive), 1)
+        self.bounds = np.arange(n_chunks + 1, dtype=np.int64) * n_alive // n_chunks
+        self.sizes = np.zeros((n_chunks, 3), dtype=np.int64)
+        self.counts = np.zeros((n_chunks, outputs[0].shape[0], _N_CHUNK_COUNTS), dtype=np.int64)
+        self.columns, self.n_alive, self.tables, self.outputs = columns, n_alive, tables, outputs
+        if source is None:  # nothing to copy (size -1), in arrays of the columns' types
+            empty = (getattr(columns, name)[:0] for name in KernelColumns._fields)
+            source = Source(KernelColumns(*empty), -1, -1)
+        self.source = source
+        self.parts: np.ndarray | None = None
+
+    @property
+    def n_chunks(self) -> int:
+        return self.bounds.size - 1
+
+    def chunk_arguments(self) -> tuple:
+        parts = self.parts
+        lists = (parts[_EVENTS], parts[_NEEDY], parts[_DEATHS])
+        return (self.bounds, self.sizes, self.counts, self.columns, self.tables, *lists)
+
+    def run_chunks(self, first: int, stop: int) -> None:
+        """Run chunks first..stop-1 on this thread."""
+        _step_chunks_alone(first, stop, *self.chunk_arguments(), self.source)
+
+    def merge(self) -> tuple[int, int, int]:
+        """Join the chunks (all run); (living count, number of event rows, of needy rows)."""
+        stock, flows, aged, event_rows, needy_rows = self.outputs
         n_kept, n_events, n_needy = _merge_chunks(
-            bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows,
-            aged,
+            self.bounds, self.sizes, self.counts, self.parts, self.columns, self.n_alive,
+            event_rows, needy_rows, stock, flows, aged,
         )  # fmt: skip
-    return int(n_kept), int(n_events), int(n_needy)
+        return int(n_kept), int(n_events), int(n_needy)
 
 
 def stock_counts(pop, n_districts: int) -> np.ndarray:

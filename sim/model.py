@@ -8,6 +8,7 @@ materialised for the residents with an event this month.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
@@ -30,10 +31,25 @@ from sim.facilities import (
 )
 from sim.geography import load_geography
 from sim.health import build_tables, sex_hazard_factor
-from sim.kernels import C_65, C_80, EVENT_WIDOWED, Source, step_population, stock_counts
+from sim.kernels import (
+    C_65,
+    C_80,
+    EVENT_WIDOWED,
+    N_CHUNKS,
+    Parts,
+    month_kernel,
+    step_population,
+    stock_counts,
+)
 from sim.metrics import care_frame, population_frame
 from sim.params import Params
-from sim.population import Population, add_entrants, district_elderly_weights, synthesise
+from sim.population import (
+    Population,
+    add_entrants,
+    district_elderly_weights,
+    fill_entrants,
+    synthesise,
+)
 from sim.services import team_hours_by_district
 
 
@@ -68,6 +84,8 @@ class CareModel(mesa.Model):
         self._progress: Callable[[int], None] | None = None
         self._worker: ThreadPoolExecutor | None = None  # inside run_until
         self._finishing: list[Future] = []  # this run's monthly sums being completed
+        self._parts: Parts | None = None  # the month ahead's kernel buffers, inside run_until
+        self._caller_chunks = 0  # of the month ahead's kernel chunks, adapted month by month
         self._months: list[int] = []
         self._counts: list[np.ndarray] = []
         self._event_rows = np.zeros(0, dtype=np.int64)
@@ -99,12 +117,13 @@ class CareModel(mesa.Model):
             month = self._population_month(self.pop, self.month, self._stock)
         else:
             month = ahead.result()
+            self._caller_chunks = ahead.next_split()
             self.pop.adopt(ahead.pop)
             self._entrants_expected = ahead.entrants_expected
         self._event_rows, self.needy_rows, self._stock = month.event_rows, month.needy, month.stock
         if self.care_enabled:
             if self.month < self._last_month_of_run:
-                self._ahead = _MonthAhead(self, self._worker)
+                self._ahead = _MonthAhead(self, self._worker, self._parts, self._caller_chunks)
             sums, finish = care_month(self)
             self._care.append(sums)
             if self._worker is None:
@@ -129,6 +148,7 @@ class CareModel(mesa.Model):
             return
         self._last_month_of_run, self._progress = last, progress
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="care-model")
+        self._parts = Parts()
         try:
             self.run_for(last + 1 - self.month)
         finally:
@@ -144,7 +164,7 @@ class CareModel(mesa.Model):
             self._ahead.drop()
             self._ahead = None
         self._worker.shutdown(wait=True)
-        self._worker = None
+        self._worker, self._parts = None, None
         finishing, self._finishing = self._finishing, []
         return finishing
 
@@ -162,22 +182,26 @@ class CareModel(mesa.Model):
         if n:
             add_entrants(pop, n, month, self.params, self.geo, self.tables, self.seed)
 
-    def _population_month(
-        self,
-        pop: Population,
-        month: int,
-        stock: np.ndarray,
-        alone: bool = False,
-        source: Source | None = None,
-    ) -> PopulationMonth:
-        """Run the population kernel on `pop` for `month`, updating `stock` in place (`alone`,
-        copying `source` first: see `step_population`)."""
+    def _population_month(self, pop: Population, month: int, stock: np.ndarray) -> PopulationMonth:
+        """Run the population kernel on `pop` for `month` (in parallel), updating `stock`."""
+        arguments, outputs = self._kernel_call(pop, month, stock)
+        pop.n_alive, n_events, n_needy = step_population(*arguments)
+        return outputs.month(n_events, n_needy)
+
+    def _kernel_call(
+        self, pop: Population, month: int, stock: np.ndarray
+    ) -> tuple[tuple, KernelOutputs]:
+        """The arguments of `step_population` / `month_kernel` for `month` on `pop`, with new
+        outputs (`stock` is updated in place)."""
         hp = self.params.health
-        flows = np.zeros_like(stock)
-        aged = np.zeros((stock.shape[0], 2), dtype=np.int64)
-        buffer = np.empty(pop.n_alive, dtype=np.int64)
-        needy = np.empty(pop.n_alive, dtype=np.int64)
-        pop.n_alive, n, n_needy = step_population(
+        out = KernelOutputs(
+            stock,
+            np.zeros_like(stock),
+            np.zeros((stock.shape[0], 2), dtype=np.int64),
+            np.empty(pop.n_alive, dtype=np.int64),
+            np.empty(pop.n_alive, dtype=np.int64),
+        )
+        arguments = (
             pop.alive_idx,
             pop.n_alive,
             pop.alive,
@@ -196,19 +220,14 @@ class CareModel(mesa.Model):
             1 - np.exp(-self.params.households.external_spouse_hazard / 12),
             self.seed,
             month,
-            stock,
-            flows,
-            aged,
+            out.stock,
+            out.flows,
+            out.aged,
             pop.event,
-            buffer,
-            needy,
-            alone,
-            source,
+            out.event_rows,
+            out.needy,
         )
-        counts = stock + flows
-        stock[:, C_65] += aged[:, 0]
-        stock[:, C_80] += aged[:, 1]
-        return PopulationMonth(buffer[:n], needy[:n_needy], counts, stock)
+        return arguments, out
 
     def death_probabilities(self, year: int) -> np.ndarray:
         """Monthly death probability [sex, age, state] in a calendar year."""
@@ -364,6 +383,23 @@ def medical_onset_rates(prevalence: tuple[float, ...], remission: float) -> np.n
     return remission * p / (1 - p)
 
 
+class KernelOutputs(NamedTuple):
+    """The arrays the population kernel fills (or, for `stock`, updates)."""
+
+    stock: np.ndarray
+    flows: np.ndarray
+    aged: np.ndarray
+    event_rows: np.ndarray
+    needy: np.ndarray
+
+    def month(self, n_events: int, n_needy: int) -> PopulationMonth:
+        """The month's results, given the lengths of the lists the kernel returned."""
+        counts = self.stock + self.flows
+        self.stock[:, C_65] += self.aged[:, 0]
+        self.stock[:, C_80] += self.aged[:, 1]
+        return PopulationMonth(self.event_rows[:n_events], self.needy[:n_needy], counts, self.stock)
+
+
 class PopulationMonth(NamedTuple):
     """What the population kernel produced for one month."""
 
@@ -374,34 +410,66 @@ class PopulationMonth(NamedTuple):
 
 
 class _MonthAhead:
-    """Next month's entrants and population kernel, the kernel on the worker thread.
+    """Next month's entrants and population kernel, run by the worker thread and, once this
+    month's care is done, by the calling thread when the worker has more to do than care.
 
     Care has no feedback on health, deaths, widowhood or ageing, and never writes the columns the
     kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
     So while this month's care reads the current columns, the kernel can advance a successor
-    population whose kernel columns are other arrays; the next step adopts it. The worker draws
-    the entrants into the successor (rows past the current ones, reserved here), then runs the
-    kernel without the GIL, copying the current kernel columns chunk by chunk as it goes.
-    The results are those of running the months one after the other (tests/test_month_ahead.py
-    checks every column and metric).
+    population whose kernel columns are other arrays; the next step adopts it. The entrants'
+    rows are reserved here, past the current ones. The worker draws them and runs the kernel's
+    chunks from `caller_chunks` on (the entrants are in the last chunk), copying the current
+    kernel columns chunk by chunk as it goes, and merges them if it ran them all; `result` runs
+    the first `caller_chunks` on the calling thread and merges. Which thread runs which chunk
+    does not change the results: they are those of running the months one after the other
+    (tests/test_month_ahead.py checks every column and metric).
     """
 
-    def __init__(self, model: CareModel, worker: ThreadPoolExecutor):
+    def __init__(
+        self, model: CareModel, worker: ThreadPoolExecutor, parts: Parts, caller_chunks: int
+    ):
         pop, month = model.pop, model.month + 1
         n_new, self.entrants_expected = model._entrants_due(month)
         self.pop = pop.successor(n_new)
-        stock = model._stock.copy()
-        self._future = worker.submit(self._run, model, pop.as_source(), n_new, month, stock)
+        entrants = self.pop.append(n_new)
+        arguments, self._outputs = model._kernel_call(self.pop, month, model._stock.copy())
+        self._kernel = month_kernel(*arguments, source=pop.as_source())
+        self._kernel.parts = parts.get(self.pop.n_alive)
+        self.caller_chunks = min(caller_chunks, self._kernel.n_chunks - 1)
+        self._merged: tuple[int, int, int] | None = None
+        self._worker_done = 0.0
+        self._seconds = 0.0  # spent running chunks, both threads
+        self.balance = 0.0  # after `result`: the caller's wait less the worker's idle time
+        self._future = worker.submit(self._run, model, entrants, month)
 
-    def _run(
-        self, model: CareModel, source: Source, n_new: int, month: int, stock: np.ndarray
-    ) -> PopulationMonth:
-        model._add_entrants(self.pop, n_new, month)
-        return model._population_month(self.pop, month, stock, alone=True, source=source)
+    def _run(self, model: CareModel, entrants: np.ndarray, month: int) -> None:
+        fill_entrants(self.pop, entrants, month, model.params, model.geo, model.tables, model.seed)
+        started = time.perf_counter()
+        self._kernel.run_chunks(self.caller_chunks, self._kernel.n_chunks)
+        self._seconds += time.perf_counter() - started
+        if self.caller_chunks == 0:
+            self._merged = self._kernel.merge()
+        self._worker_done = time.perf_counter()
 
     def result(self) -> PopulationMonth:
-        """Wait for the worker; the kernel's month (re-raising an error of the worker's)."""
-        return self._future.result()
+        """Run the caller's chunks, wait for the worker (re-raising its error), merge; set
+        `balance` for `next_split`."""
+        started = time.perf_counter()
+        self._kernel.run_chunks(0, self.caller_chunks)
+        ran = time.perf_counter()
+        self._seconds += ran - started
+        self._future.result()
+        self.balance = (time.perf_counter() - ran) - max(started - self._worker_done, 0.0)
+        merged = self._merged or self._kernel.merge()
+        self.pop.n_alive, n_events, n_needy = merged
+        return self._outputs.month(n_events, n_needy)
+
+    def next_split(self) -> int:
+        """The caller's number of chunks next month: half the imbalance measured by `result`
+        moves (a chunk moved changes the difference between the threads by two chunks' time)."""
+        per_chunk = self._seconds / self._kernel.n_chunks
+        move = round(self.balance / (4 * per_chunk)) if per_chunk > 0 else 0
+        return min(max(self.caller_chunks + move, 0), N_CHUNKS - 1)
 
     def drop(self) -> None:
         """Wait for the worker and drop its work (the run stopped on an error)."""

@@ -369,10 +369,24 @@ def add_entrants(
 ) -> np.ndarray:
     """Append `n` residents turning 60 this month; returns their rows."""
     rows = pop.append(n)
-    district = np.empty(n, dtype=np.int64)
-    _draw_districts(district_cum(geo), seed, month, rows, district)
-    fill_new_rows(pop, rows, np.full(n, AGE_MIN * 12), month, params, geo, tables, seed, district)
+    fill_entrants(pop, rows, month, params, geo, tables, seed)
     return rows
+
+
+def fill_entrants(
+    pop: Population,
+    rows: np.ndarray,
+    month: int,
+    params: Params,
+    geo: Geography,
+    tables: HealthTables,
+    seed: int,
+) -> None:
+    """Draw the attributes of this month's entrants in `rows` (appended already)."""
+    district = np.empty(rows.size, dtype=np.int64)
+    _draw_districts(district_cum(geo), seed, month, rows, district)
+    age_m = np.full(rows.size, AGE_MIN * 12)
+    fill_new_rows(pop, rows, age_m, month, params, geo, tables, seed, district)
 
 
 @cache

@@ -33,6 +33,8 @@ from sim.kernels import (
     EVENT_WIDOWED,
     N_CHUNKS,
     NEED_LEVEL,
+    Parts,
+    month_kernel,
     step_population,
 )
 from sim.model import CareModel
@@ -41,7 +43,7 @@ from sim.rng import Stream, uniforms
 
 SCALE = 100  # ~24k rows: a few hundred per chunk
 MONTHS = 3
-ARGUMENTS = list(inspect.signature(step_population).parameters)
+ARGUMENTS = [name for name in inspect.signature(month_kernel).parameters if name != "source"]
 WRITTEN = KERNEL_COLUMNS[1:]  # all but alive_idx, compared up to the living count
 
 
@@ -49,15 +51,18 @@ def _copy(inputs: dict) -> dict:
     return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
 
 
+def _arguments(a: dict) -> list:
+    return [a[name] for name in ARGUMENTS]
+
+
 def _run_kernel(inputs: dict, threads: int, alone: bool = False) -> dict:
     """The compiled kernel on copies of the inputs with `threads` numba threads (or `alone`:
     on the calling thread, as the month ahead runs it)."""
     a = _copy(inputs)
-    a["alone"] = alone
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        a["result"] = step_population(**a)
+        a["result"] = step_population(*_arguments(a), alone=alone)
     finally:
         numba.set_num_threads(before)
     return a
@@ -275,7 +280,7 @@ def test_concurrent_calls_from_threads() -> None:
     def work() -> None:
         for _ in range(5):
             a = _copy(inputs)
-            a["result"] = step_population(**a)
+            a["result"] = step_population(*_arguments(a))
             results.append(a)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
@@ -286,3 +291,19 @@ def test_concurrent_calls_from_threads() -> None:
     assert len(results) == 20
     for got in results:
         _assert_same(got, expected)
+
+
+@pytest.mark.parametrize("split", [0, 1, N_CHUNKS // 3, N_CHUNKS - 1, N_CHUNKS])
+def test_chunks_shared_between_two_threads(months: list[dict], split: int) -> None:
+    """The month ahead runs chunks 0..split-1 on the worker and the rest on the calling thread,
+    at the same time; any split gives the serial result."""
+    for inputs in months:
+        a = _copy(inputs)
+        kernel = month_kernel(*_arguments(a))
+        kernel.parts = Parts().get(a["n_alive"])
+        worker = threading.Thread(target=kernel.run_chunks, args=(0, split))
+        worker.start()
+        kernel.run_chunks(split, kernel.n_chunks)
+        worker.join()
+        a["result"] = kernel.merge()
+        _assert_same(a, _serial_reference(inputs))

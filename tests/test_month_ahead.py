@@ -48,9 +48,9 @@ def test_run_until_equals_stepping(stepped: CareModel) -> None:
     ahead_runs = []
     original = sim.model._MonthAhead.__init__
 
-    def counted(self, model, worker):
+    def counted(self, model, *args):
         ahead_runs.append(model.month)
-        original(self, model, worker)
+        original(self, model, *args)
 
     model = CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
