@@ -5,7 +5,7 @@ Runs the model to the month before `--from`, then times `--months` months in one
 wrapping the parts of the month: on the main thread the care month, the drawing of next
 month's entrants (`_MonthAhead` set-up), its share of the kernel's chunks with the wait for the
 worker's share and the merge; on the worker its chunks of the kernel
-(which copies the kernel columns as it goes) and the per-person sums and reasons
+(which copies the kernel columns as it goes) and the care delivered, sums and reasons
 (`care._finish`). Prints milliseconds a month, wall and thread CPU. The wrapping costs
 microseconds a call.
 """
@@ -50,7 +50,7 @@ def main() -> None:
     timed(sim.model._MonthAhead, "__init__", "main: next month's entrants")
     timed(sim.model._MonthAhead, "result", "main: its kernel chunks, the wait, merge")
     timed(sim.model._MonthAhead, "_run", "worker: its kernel chunks (with the copy)")
-    timed(sim.care, "_finish", "worker: per-person sums and reasons")
+    timed(sim.care, "_finish", "worker: delivery, per-person sums, reasons")
     model = CareModel(seed=args.seed, scale=args.scale)
     model.run_until(month_index(args.start))
     WALL.clear()

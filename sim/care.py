@@ -43,9 +43,9 @@ _OPTION_OF_KIND[list(OPTION_KIND.values())] = list(OPTION_KIND.keys())
 
 def care_month(model: CareModel) -> tuple[np.ndarray, Callable[[], None]]:
     """Run the care system for the current month. Returns the raw sums [district, SUMS] and
-    `finish`, which adds the sums over the persons in need and the reasons to them: it reads
-    only what this month took for it, so it may run on another thread while the next month
-    runs (model.step)."""
+    `finish`, which works out the care each person in need receives (team dispatch included)
+    and adds the sums over them and the reasons: it reads only what this month took for it, so
+    it may run on another thread while the next month runs (model.step)."""
     pop, fac, month = model.pop, model.facilities, model.month
     events = model.event_rows
     bits = pop.event[events]

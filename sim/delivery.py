@@ -273,31 +273,53 @@ def _tally(
         care.unmet_family_only[k] = dependent & (not bed) & (in_use == FAMILY) & (unmet > _EPS)
 
 
-class PersonSums(NamedTuple):
-    """The sums over the persons in need (`_tally`) of one month. They read only these arrays,
-    the month's own, so they may run on another thread while the next month runs."""
+class _Teams(NamedTuple):
+    """The month's team hours by district, for care and for medical care, and the keys of the
+    dispatch's draws."""
 
+    care_hours: np.ndarray
+    medical_hours: np.ndarray
+    seed: int
+    month: int
+
+
+class PersonSums(NamedTuple):
+    """Care delivered to each person in need (`_receive`, the team dispatch) and the sums over
+    them (`_tally`) of one month. They read only these arrays, the month's own, so they may run
+    on another thread while the next month runs."""
+
+    needy: np.ndarray
     people: Residents
     places: _Places
     rates: _Rates
-    care: _Care
+    teams: _Teams
 
     def add_to(self, out: np.ndarray) -> np.ndarray:
         """Add the sums to out[district, SUMS]; returns the mask of dependents with unmet need
         and family care only."""
+        n, teams = self.needy.size, self.teams
+        care = _new_care(n)
+        home, medical = _new_requests(n), _new_requests(n)
+        n_home, n_medical = _receive(
+            self.people, self.places, self.rates, self.needy, care, home, medical
+        )
+        care.granted[home.entry[:n_home]] = _team_hours(teams.care_hours, home, n_home, teams)
+        care.med_granted[medical.entry[:n_medical]] = _team_hours(
+            teams.medical_hours, medical, n_medical, teams
+        )
         counts = np.zeros(out.shape, dtype=np.int64)
-        _tally(self.people, self.places, self.rates, self.care, out, counts)
+        _tally(self.people, self.places, self.rates, care, out, counts)
         out[:, _COUNTED] = counts[:, _COUNTED]
-        return self.care.unmet_family_only
+        return care.unmet_family_only
 
 
 def deliver_and_measure(
     model: CareModel, needy: np.ndarray, people: Residents, queued: np.ndarray
 ) -> tuple[np.ndarray, PersonSums]:
-    """Care delivered to everyone in need this month (rows `needy`, their columns `people`; of
-    them, rows `queued` still wait for a bed): returns the raw sums [district, SUMS] of the
-    facilities, queues and teams, and the sums over the persons (`PersonSums`) that complete
-    them (the reason columns stay zero).
+    """Care to everyone in need this month (rows `needy`, their columns `people`; of them, rows
+    `queued` still wait for a bed): returns the raw sums [district, SUMS] of the facilities,
+    queues and teams, and the care delivered to each person with the sums over them
+    (`PersonSums`), which complete the first (the reason columns stay zero).
     """
     p = model.params
     places = _Places(
@@ -318,22 +340,14 @@ def deliver_and_measure(
         float(pol.carer_allowance),
         int(model.month),
     )
-    care = _new_care(needy.size)
-    home, medical = _new_requests(needy.size), _new_requests(needy.size)
-    n_home, n_medical = _receive(people, places, rates, needy, care, home, medical)
     team_capacity = model.team_hours_by_district() / model.scale
     share = p.services.medical_staff_share
-    care.granted[home.entry[:n_home]] = _team_hours(
-        model, team_capacity * (1 - share), home, n_home
-    )
-    care.med_granted[medical.entry[:n_medical]] = _team_hours(
-        model, team_capacity * share, medical, n_medical
-    )
+    teams = _Teams(team_capacity * (1 - share), team_capacity * share, model.seed, int(model.month))
     out = np.zeros((len(model.geo.districts), len(SUMS)))
     out[:, IDX["team_capacity"]] = team_capacity
     _queue_sums(model, queued, out)
     _facility_sums(model, out)
-    return out, PersonSums(people, places, rates, care)
+    return out, PersonSums(needy, people, places, rates, teams)
 
 
 def _queue_sums(model: CareModel, queued: np.ndarray, out: np.ndarray) -> None:
@@ -347,11 +361,11 @@ def _queue_sums(model: CareModel, queued: np.ndarray, out: np.ndarray) -> None:
     out[:, _WAIT_SUM] = np.bincount(district, weights=waited, minlength=n_d)
 
 
-def _team_hours(model: CareModel, capacity: np.ndarray, requests: _Requests, n: int) -> np.ndarray:
+def _team_hours(capacity: np.ndarray, requests: _Requests, n: int, teams: _Teams) -> np.ndarray:
     """Hours the district teams (`capacity` by district) grant to the first `n` `requests`."""
     r = requests
     return dispatch(
-        capacity, r.row[:n], r.district[:n], r.hours[:n], r.priority[:n], model.seed, model.month
+        capacity, r.row[:n], r.district[:n], r.hours[:n], r.priority[:n], teams.seed, teams.month
     )
 
 

@@ -141,8 +141,9 @@ class CareModel(mesa.Model):
     def run_until(self, until: str | float, progress: Callable[[int], None] | None = None) -> None:
         """Run through the calendar month `until` ('YYYY-MM', inclusive); `progress(1)` is called
         after each month. Within the run a worker thread takes work off the month on the main
-        thread: the population kernel of the next month (`_MonthAhead`) and the sums over the
-        persons in need of the month just run (`care.care_month`)."""
+        thread: the population kernel of the next month (`_MonthAhead`, whose chunks the calling
+        thread shares once its care is done) and the care delivered to the persons in need of
+        the month just run, with the sums over them (`care.care_month`)."""
         last = month_index(until) if isinstance(until, str) else int(until) - 1
         if last < self.month:
             return
