@@ -466,12 +466,20 @@ class _MonthAhead:
         return self._outputs.month(n_events, n_needy)
 
     def next_split(self) -> int:
-        """The caller's number of chunks next month: half the imbalance measured by `result`
-        moves (a chunk moved changes the difference between the threads by two chunks' time)."""
-        per_chunk = self._seconds / self._kernel.n_chunks
-        move = round(self.balance / (4 * per_chunk)) if per_chunk > 0 else 0
-        return min(max(self.caller_chunks + move, 0), N_CHUNKS - 1)
+        """The caller's number of chunks next month (see `balanced_split`)."""
+        return balanced_split(
+            self.caller_chunks, self.balance, self._seconds / self._kernel.n_chunks
+        )
 
     def drop(self) -> None:
         """Wait for the worker and drop its work (the run stopped on an error)."""
         self._future.exception()
+
+
+def balanced_split(caller_chunks: int, balance: float, chunk_seconds: float) -> int:
+    """The caller's share of the month ahead's chunks after a month in which the caller waited
+    `balance` seconds longer for the worker than the worker for the caller: half the imbalance
+    moves (one chunk moved changes the difference by two chunks' time), and the worker keeps at
+    least the last chunk (the entrants')."""
+    move = round(balance / (4 * chunk_seconds)) if chunk_seconds > 0 else 0
+    return min(max(caller_chunks + move, 0), N_CHUNKS - 1)

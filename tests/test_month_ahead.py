@@ -14,7 +14,8 @@ import pytest
 
 import sim.care
 import sim.model
-from sim.model import CareModel
+from sim.kernels import N_CHUNKS
+from sim.model import CareModel, balanced_split
 from sim.population import COLUMNS
 
 SCALE, SEED, MONTHS = 20, 4, 30
@@ -112,3 +113,13 @@ def test_an_error_on_the_worker_reaches_the_caller() -> None:
         with pytest.raises(RuntimeError, match="tally failed"):
             model.run_until(3)
     assert model._worker is None and model._finishing == []
+
+
+def test_balanced_split_moves_half_the_imbalance() -> None:
+    chunk = 0.001  # seconds a chunk
+    assert balanced_split(10, 0.008, chunk) == 12  # the caller waited 8 chunks' time: take 2
+    assert balanced_split(10, -0.008, chunk) == 8  # the worker waited: give 2 back
+    assert balanced_split(10, 0.0, chunk) == 10
+    assert balanced_split(1, -1.0, chunk) == 0
+    assert balanced_split(N_CHUNKS - 2, 1.0, chunk) == N_CHUNKS - 1  # the worker keeps one
+    assert balanced_split(5, 1.0, 0.0) == 5  # nothing measured: no move
