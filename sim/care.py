@@ -30,6 +30,7 @@ from sim.choice import (
 )
 from sim.delivery import IDX, PersonSums, deliver_and_measure
 from sim.facilities import PUBLIC, admit
+from sim.jit import AHEAD, kernel, prefetch
 from sim.kernels import EVENT_DIED, EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
 from sim.resident_columns import Residents, gather
 
@@ -92,21 +93,51 @@ def _finish(out: np.ndarray, people: Residents, per_person: PersonSums, reasons:
 
 
 def _waiting(pop, rows: np.ndarray) -> np.ndarray:
-    """Those of `rows` in a queue for a bed (index arrays: boolean masks of this length are
-    several times slower on numpy 2.5)."""
-    return rows[np.flatnonzero(pop.queue_facility[rows] >= 0)]
+    """Those of `rows` in a queue for a bed, in the same order."""
+    out = np.empty(rows.size, dtype=np.int64)
+    return out[: _select_queued(rows, pop.queue_facility, out)]
+
+
+@kernel
+def _select_queued(rows: np.ndarray, queue_facility: np.ndarray, out: np.ndarray) -> int:
+    n = 0
+    for k in range(rows.size):
+        row = rows[k]
+        out[n] = row
+        n += queue_facility[row] >= 0
+    return n
 
 
 def _still_waiting(pop, queued: np.ndarray, deciders: np.ndarray) -> np.ndarray:
     """The residents in need in a queue after the choices, from those queued before and the
     deciders (both sorted rows), instead of a pass over everyone in need: only deciders join or
     leave queues, and a decider not in need (the only kind outside the needy) can choose family
-    care only, which leaves any queue. Membership by binary search: np.isin is ~15x slower on
-    these sizes."""
-    at = np.searchsorted(deciders, queued).clip(max=max(deciders.size - 1, 0))
-    decided = deciders[at] == queued if deciders.size else np.zeros(queued.size, dtype=bool)
-    joined = deciders[pop.queue_facility[deciders] >= 0]
-    return np.sort(np.concatenate([queued[~decided], joined]))
+    care only, which leaves any queue. One merge of the two sorted lists."""
+    out = np.empty(queued.size + deciders.size, dtype=np.int64)
+    return out[: _merge_waiting(queued, deciders, pop.queue_facility, out)]
+
+
+@kernel
+def _merge_waiting(
+    queued: np.ndarray, deciders: np.ndarray, queue_facility: np.ndarray, out: np.ndarray
+) -> int:
+    """Sorted: the queued who did not decide, and the deciders now in a queue."""
+    n = i = j = 0
+    while i < queued.size or j < deciders.size:
+        if j == deciders.size or (i < queued.size and queued[i] < deciders[j]):
+            out[n] = queued[i]
+            n += 1
+            i += 1
+            continue
+        if i < queued.size and queued[i] == deciders[j]:
+            i += 1  # decided: in a queue now only if the decider is
+        if j + AHEAD < deciders.size:  # the deciders' rows are scattered: load them ahead
+            prefetch(queue_facility, np.uintp(deciders[j + AHEAD]))
+        row = deciders[j]
+        out[n] = row
+        n += queue_facility[row] >= 0
+        j += 1
+    return n
 
 
 def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -144,7 +175,7 @@ def _apply_choices(model: CareModel, rows: np.ndarray, choice: np.ndarray, feat)
     model.record_exits(released)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _move(
     rows, choice, option_facility, month, facility, queue_facility, queue_since, arrangement,
     residential_facility, occupancy, capacity_rows,

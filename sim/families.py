@@ -94,7 +94,7 @@ def pair_spouses(
     return spouse
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _pair_by_rank(
     rows: np.ndarray,
     married: np.ndarray,
@@ -125,14 +125,14 @@ def _pair_by_rank(
             b += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _ranked(chosen: np.ndarray, neigh: np.ndarray, age_m: np.ndarray) -> np.ndarray:
     """Indices of the `chosen`, ordered by (neighbourhood, age, index): stable counting sorts by
     age, then by neighbourhood (a comparison sort of random keys mispredicts most branches)."""
     return _stable_by(neigh, _stable_by(age_m, np.flatnonzero(chosen)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _stable_by(value: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """`idx` ordered by `value[idx]` (small non-negative integers), ties kept in their order."""
     top = 0

@@ -172,7 +172,7 @@ class Population:
         return _count_living(self.alive_idx, self.n_alive, where, by, n)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _count_living(
     alive_idx: np.ndarray, n_alive: int, where: np.ndarray, by: np.ndarray, n: int
 ) -> np.ndarray:
