@@ -419,7 +419,7 @@ class _MonthAhead:
     So while this month's care reads the current columns, the kernel can advance a successor
     population whose kernel columns are other arrays; the next step adopts it. The entrants'
     rows are reserved here, past the current ones. The worker draws them and runs the kernel's
-    chunks from `caller_chunks` on (the entrants are in the last chunk), copying the current
+    chunks from `caller_chunks` on (every chunk with an entrant among them), copying the current
     kernel columns chunk by chunk as it goes, and merges them if it ran them all; `result` runs
     the first `caller_chunks` on the calling thread and merges. Which thread runs which chunk
     does not change the results: they are those of running the months one after the other
@@ -436,7 +436,9 @@ class _MonthAhead:
         arguments, self._outputs = model._kernel_call(self.pop, month, model._stock.copy())
         self._kernel = month_kernel(*arguments, source=pop.as_source())
         self._kernel.parts = parts.get(self.pop.n_alive)
-        self.caller_chunks = min(caller_chunks, self._kernel.n_chunks - 1)
+        # the caller's chunks end before the entrants' positions (the worker draws the entrants)
+        ends = self._kernel.bounds[1:]
+        self.caller_chunks = min(caller_chunks, int(np.searchsorted(ends, pop.n_alive, "right")))
         self._merged: tuple[int, int, int] | None = None
         self._worker_done = 0.0
         self._seconds = 0.0  # spent running chunks, both threads
@@ -479,7 +481,6 @@ class _MonthAhead:
 def balanced_split(caller_chunks: int, balance: float, chunk_seconds: float) -> int:
     """The caller's share of the month ahead's chunks after a month in which the caller waited
     `balance` seconds longer for the worker than the worker for the caller: half the imbalance
-    moves (one chunk moved changes the difference by two chunks' time), and the worker keeps at
-    least the last chunk (the entrants')."""
+    moves (one chunk moved changes the difference by two chunks' time)."""
     move = round(balance / (4 * chunk_seconds)) if chunk_seconds > 0 else 0
-    return min(max(caller_chunks + move, 0), N_CHUNKS - 1)
+    return min(max(caller_chunks + move, 0), N_CHUNKS)

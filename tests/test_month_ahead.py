@@ -121,5 +121,35 @@ def test_balanced_split_moves_half_the_imbalance() -> None:
     assert balanced_split(10, -0.008, chunk) == 8  # the worker waited: give 2 back
     assert balanced_split(10, 0.0, chunk) == 10
     assert balanced_split(1, -1.0, chunk) == 0
-    assert balanced_split(N_CHUNKS - 2, 1.0, chunk) == N_CHUNKS - 1  # the worker keeps one
+    assert balanced_split(N_CHUNKS - 2, 1.0, chunk) == N_CHUNKS
     assert balanced_split(5, 1.0, 0.0) == 5  # nothing measured: no move
+
+
+def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
+    """However many chunks the caller is offered, its chunks end before the month's entrants,
+    here made to span several chunks. The results stay those of stepping."""
+    extra_entrants = 60  # a month, at scale 500 (~1,400 rows, ~22 rows a chunk)
+    entrants_due = CareModel._entrants_due
+    original = sim.model._MonthAhead.__init__
+    spans = []
+
+    def more_entrants(self, month):
+        n, carried = entrants_due(self, month)
+        return n + extra_entrants, carried
+
+    def offered_every_chunk(self, model, worker, parts, caller_chunks):
+        n_before = model.pop.n_alive
+        original(self, model, worker, parts, N_CHUNKS)
+        bounds = self._kernel.bounds
+        assert bounds[self.caller_chunks] <= n_before
+        spans.append(np.count_nonzero(bounds[1:] > n_before))  # chunks holding entrants
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CareModel, "_entrants_due", more_entrants)
+        patch.setattr(sim.model._MonthAhead, "__init__", offered_every_chunk)
+        ahead, stepped = CareModel(seed=SEED, scale=500), CareModel(seed=SEED, scale=500)
+        ahead.run_until(12)
+        for _ in range(12):
+            stepped.step()
+    assert min(spans) >= 2
+    _assert_same_model(ahead, stepped)
