@@ -111,7 +111,7 @@ class KernelColumns(NamedTuple):
 
 
 class Source(NamedTuple):
-    """The month before, for a month run on other arrays (`step_population(source=...)`): its
+    """The month before, for a month run on other arrays (`month_kernel(source=...)`): its
     kernel columns, its rows [0, size) and its living count."""
 
     columns: KernelColumns

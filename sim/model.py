@@ -180,6 +180,7 @@ class CareModel(mesa.Model):
         return int(carried) - int(self._entrants_expected), carried
 
     def _add_entrants(self, pop: Population, n: int, month: int) -> None:
+        """Append and draw `n` entrants of `month` (on this thread)."""
         if n:
             add_entrants(pop, n, month, self.params, self.geo, self.tables, self.seed)
 
@@ -240,7 +241,8 @@ class CareModel(mesa.Model):
         return self._death_prob[year]
 
     def _clear_events(self) -> None:
-        """(The successor population of `_MonthAhead` starts with no event bits instead.)"""
+        """Clear last month's event bits in place, before a month run on this thread (a month
+        run ahead starts from columns copied without them)."""
         self.pop.event[self._event_rows] = 0
 
     # -- care system helpers (used by sim.choice and sim.care) --------------------------------
