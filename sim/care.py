@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -84,12 +84,18 @@ def care_month(model: CareModel) -> tuple[np.ndarray, Callable[[], None]]:
     pop.queue_since[rows_in] = -1
     people = gather(model, needy)  # facilities, arrangements and queues are final now
     out, per_person = deliver_and_measure(model, needy, people, applicants[~admitted])
-    reasons = _Reasons(reason_inputs(model), _empty_beds(model, out.shape[0]))
-    return out, partial(_finish, out, people, per_person, reasons)
+    inputs, empty_beds = reason_inputs(model), _empty_beds(model, out.shape[0])
+    return out, partial(_finish, out, people, per_person, inputs, empty_beds)
 
 
-def _finish(out: np.ndarray, people: Residents, per_person: PersonSums, reasons: _Reasons) -> None:
-    _add_reasons(out, people, per_person.add_to(out), reasons)
+def _finish(
+    out: np.ndarray,
+    people: Residents,
+    per_person: PersonSums,
+    inputs: ReasonInputs,
+    empty_beds: np.ndarray,
+) -> None:
+    _add_reasons(out, people, per_person.add_to(out), inputs, empty_beds)
 
 
 def _waiting(pop, rows: np.ndarray) -> np.ndarray:
@@ -221,13 +227,6 @@ def _move(
     return released[:n_released]
 
 
-class _Reasons(NamedTuple):
-    """What the reason diagnostics need of the month besides the persons in need."""
-
-    inputs: ReasonInputs
-    empty_beds: np.ndarray  # [residential option, district]
-
-
 def _empty_beds(model: CareModel, n_districts: int) -> np.ndarray:
     """Empty beds [residential option, district] of the facilities open this month."""
     fac = model.facilities
@@ -244,7 +243,11 @@ def _empty_beds(model: CareModel, n_districts: int) -> np.ndarray:
 
 
 def _add_reasons(
-    out: np.ndarray, people: Residents, unmet_family_only: np.ndarray, reasons: _Reasons
+    out: np.ndarray,
+    people: Residents,
+    unmet_family_only: np.ndarray,
+    inputs: ReasonInputs,
+    empty_beds: np.ndarray,
 ) -> None:
     """Why dependents go without formal care, and why beds stand empty, by district.
 
@@ -252,12 +255,10 @@ def _add_reasons(
     that kind do not use it (all to 'preference' where there are none).
     """
     dependent = np.flatnonzero(people.health >= 3)
-    unmet, not_using = reason_tallies(
-        reasons.inputs, people, dependent, unmet_family_only, out.shape[0]
-    )
+    unmet, not_using = reason_tallies(inputs, people, dependent, unmet_family_only, out.shape[0])
     for r, name in enumerate(REASONS):
         out[:, IDX[f"unmet_reason_{name}"]] = unmet[:, r]
-    for empty, tally in zip(reasons.empty_beds, not_using, strict=True):
+    for empty, tally in zip(empty_beds, not_using, strict=True):
         totals = tally.sum(axis=1, keepdims=True)
         shares = np.where(totals > 0, tally / np.maximum(totals, 1), 0.0)
         shares[totals[:, 0] == 0, PREFERENCE] = 1.0

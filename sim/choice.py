@@ -401,15 +401,14 @@ def _binding_reasons(s: _Scene, r: Residents, o: _Options, out: np.ndarray) -> N
 
 @kernel
 def _reason_tallies(
-    s: _Scene, r: Residents, entries: np.ndarray, facility: np.ndarray,
-    facility_kind: np.ndarray, unmet: np.ndarray, o: _Options, binding: np.ndarray,
-    residential: np.ndarray,
+    s: _Scene, r: Residents, entries: np.ndarray, facility_kind: np.ndarray, unmet: np.ndarray,
+    o: _Options, binding: np.ndarray, residential: np.ndarray,
 ) -> None:  # fmt: skip
-    """See `reason_tallies`; `facility` is the facility each resident holds, `facility_kind` the
-    kind of each facility and `o` scratch for one resident."""
+    """See `reason_tallies`; `facility_kind` is the kind of each facility, `o` scratch for one
+    resident."""
     for e in range(entries.size):
         k = entries[e]
-        f = facility[k]
+        f = r.facility[k]
         kind = facility_kind[np.uintp(f)] if f >= 0 else -1
         _features_row(s, r, k, o, 0)
         d = np.uintp(r.district[k])
@@ -503,7 +502,6 @@ def reason_tallies(
         inputs.scene,
         people,
         entries,
-        people.facility,
         inputs.facility_kind,
         unmet,
         _new_options(1),

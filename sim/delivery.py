@@ -322,8 +322,8 @@ def deliver_and_measure(
     (`PersonSums`), which complete the first (the reason columns stay zero).
     """
     p = model.params
-    places = _Places(
-        model.facilities.kind, model.residential_facility, model.facility_medical_capable()
+    places = _Places(  # capability copied: the next month may run before the sums are added
+        model.facilities.kind, model.residential_facility, model.facility_medical_capable().copy()
     )
     pol, money = p.policy, p.money
     rates = _Rates(
