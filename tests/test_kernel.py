@@ -34,6 +34,8 @@ from sim.kernels import (
     N_CHUNKS,
     NEED_LEVEL,
     Parts,
+    _cell_tables,
+    _quiet_table,
     month_kernel,
     step_population,
 )
@@ -195,6 +197,28 @@ def test_kernel_matches_serial_reference(months: list[dict], threads: int, alone
     for inputs in months:
         assert inputs["n_alive"] > 50 * N_CHUNKS
         _assert_same(_run_kernel(inputs, threads, alone), _serial_reference(inputs))
+
+
+def test_quiet_intervals_are_quiet_in_the_row_arithmetic(months: list[dict]) -> None:
+    """Every uniform the quiet table lets skip the transitions (ends, random points and the
+    last float inside) leaves the person alive, in the same state and with the same medical
+    need in the kernel's own arithmetic, for every cell; and the table skips most rows."""
+    a = months[0]
+    _, cells, _ = _cell_tables(a["death_prob"], a["health_cum"], a["medical_onset"])
+    quiet = _quiet_table(cells, a["medical_remission"])
+    p, scale, low, high, stay_scale, onset = cells.T
+    rng = np.random.default_rng(0)
+    for medical in (0, 1):
+        start, stop = quiet[medical::2, 0], quiet[medical::2, 1]
+        some = start < stop
+        assert np.median(np.where(some, stop - start, 0.0)) > 0.5
+        threshold = np.full(p.shape, a["medical_remission"]) if medical else onset
+        inside = rng.random((200, p.size)) * (stop - start)
+        for u in (start, np.nextafter(stop, 0.0), *(start + inside)):
+            v = np.minimum((u - p) * scale, 1.0 - 2.0**-53)
+            w = (v - low) * stay_scale
+            kept = (u >= p) & (low <= v) & (v < high) & (w >= threshold)
+            assert kept[some].all()
 
 
 def test_kernel_identical_with_one_and_two_threads(months: list[dict]) -> None:
