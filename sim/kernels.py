@@ -168,9 +168,10 @@ def _cell_tables(
 def _quiet_table(cells: np.ndarray, medical_remission: float) -> np.ndarray:
     """quiet[2 * cell + medical] = [low, high): the uniforms u that surely leave a person of
     that cell and medical need as they are (alive, same state, same medical need), so the row
-    loop can skip the transition arithmetic for them (~97 rows in 100 in 2030). In exact arithmetic that
-    is u in [p + (stay_low + t (stay_high - stay_low)) (1 - p), p + stay_high (1 - p)), with p the
-    death probability and t the medical threshold (onset, or remission for those with a need).
+    loop can skip the transition arithmetic for them (97 rows in 100 in 2030). In exact
+    arithmetic that is u in [p + (stay_low + t (stay_high - stay_low)) (1 - p),
+    p + stay_high (1 - p)), with p the death probability and t the medical threshold (onset, or
+    remission for those with a need).
     The interval is narrowed by _QUIET_MARGIN, far beyond the rounding of the row loop's
     arithmetic (~1e-15), so every u inside is quiet in that arithmetic too; the few near its
     ends take the exact path. Empty where the state cannot be kept."""
