@@ -67,8 +67,8 @@ def care_month(model: CareModel) -> tuple[np.ndarray, Callable[[], None]]:
         deciders = _union(deciders, needy)
     model.set_deciders(deciders)
     assess(pop, deciders, model.params.policy)
-    choice, features = choose(model, deciders)
-    _apply_choices(model, deciders, choice, features)
+    choice, option_facility = choose(model, deciders)
+    _apply_choices(model, deciders, choice, option_facility)
 
     applicants = _still_waiting(pop, queued, deciders)
     target = pop.queue_facility[applicants].astype(np.int64)
@@ -162,13 +162,16 @@ def _release(model: CareModel, rows: np.ndarray) -> None:
     pop.facility[holding] = -1
 
 
-def _apply_choices(model: CareModel, rows: np.ndarray, choice: np.ndarray, feat) -> None:
-    """Move residents to their chosen arrangement; residential choices join a queue."""
+def _apply_choices(
+    model: CareModel, rows: np.ndarray, choice: np.ndarray, option_facility: np.ndarray
+) -> None:
+    """Move residents to their chosen arrangement (`option_facility` [n, 6]: the facility of
+    each option); residential choices join a queue."""
     pop, fac = model.pop, model.facilities
     released = _move(
         rows,
         choice,
-        feat.facility,
+        option_facility,
         model.month,
         pop.facility,
         pop.queue_facility,

@@ -374,16 +374,18 @@ def _gumbel_max(
 
 @kernel
 def _choose(
-    s: _Scene, r: Residents, o: _Options, rows: np.ndarray, seed: int, month: int,
-    choice: np.ndarray, scratch: np.ndarray,
+    s: _Scene, r: Residents, rows: np.ndarray, seed: int, month: int, choice: np.ndarray,
+    facility: np.ndarray, o: _Options, scratch: np.ndarray,
 ) -> None:  # fmt: skip
-    """Features of each resident and their choice (see `choose`); `scratch` is [3, 6]."""
+    """Each resident's choice and the facility of each of their options (see `choose`); `o`
+    holds one resident's features, `scratch` is [3, 6]: nothing else is written per resident."""
     u, e, bound = scratch[0], scratch[1], scratch[2]
     for k in range(rows.size):
-        _features_row(s, r, k, o, k)
-        person = _person(s, r, k, o, k)
+        _features_row(s, r, k, o, 0)
+        person = _person(s, r, k, o, 0)
         for j in range(N_OPTIONS):
-            u[j] = _utility(s, o, k, person, j, True)
+            u[j] = _utility(s, o, 0, person, j, True)
+            facility[k, j] = o.facility[0, j]
         choice[k] = _gumbel_max(u, rows[k], seed, month, e, bound)
 
 
@@ -433,18 +435,21 @@ def utilities(model: CareModel, f: OptionFeatures) -> np.ndarray:
     return u
 
 
-def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, OptionFeatures]:
-    """Chosen option per resident and the features.
+def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chosen option per resident, and the facility [n, 6] each option would give them
+    (`OptionFeatures.facility`, -1 none).
 
     The logit draw is a Gumbel-max over one keyed uniform per (person, month, option): the same
     probabilities as the logit, and a lever that improves one option moves people only into
     that option, so CRN-paired scenario differences are monotone and low-noise.
     """
-    o = _new_options(rows.size)
     choice = np.empty(rows.size, dtype=np.int64)
-    scratch = np.empty((3, N_OPTIONS))
-    _choose(_scene(model), gather(model, rows), o, rows, model.seed, model.month, choice, scratch)
-    return choice, OptionFeatures(rows, *o)
+    facility = np.empty((rows.size, N_OPTIONS), dtype=np.int64)
+    _choose(
+        _scene(model), gather(model, rows), rows, model.seed, model.month, choice, facility,
+        _new_options(1), np.empty((3, N_OPTIONS)),
+    )  # fmt: skip
+    return choice, facility
 
 
 def probabilities(util: np.ndarray) -> np.ndarray:
