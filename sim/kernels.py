@@ -603,16 +603,18 @@ class MonthKernel:
 
 def stock_counts(pop, n_districts: int) -> np.ndarray:
     """Stock columns [district, C_60..C_MEDICAL] counted from scratch (start, and tests)."""
-    rows = pop.alive_rows()
-    d = pop.district[rows].astype(np.int64)
-    years = pop.age_m[rows] // 12
     out = np.zeros((n_districts, N_COUNTS), dtype=np.int64)
-    out[:, C_60] = np.bincount(d, minlength=n_districts)
-    out[:, C_65] = np.bincount(d, weights=years >= 65, minlength=n_districts)
-    out[:, C_80] = np.bincount(d, weights=years >= 80, minlength=n_districts)
-    for state in range(5):
-        out[:, C_STATE0 + state] = np.bincount(
-            d, weights=pop.health[rows] == state, minlength=n_districts
-        )
-    out[:, C_MEDICAL] = np.bincount(d, weights=pop.medical[rows], minlength=n_districts)
+    _count_stock(pop.alive_rows(), pop.district, pop.age_m, pop.health, pop.medical, out)
     return out
+
+
+@kernel
+def _count_stock(rows, district, age_m, health, medical, out):
+    for k in range(rows.size):
+        r = rows[k]
+        d, years = district[r], age_m[r] // 12
+        out[d, C_60] += 1
+        out[d, C_65] += years >= 65
+        out[d, C_80] += years >= 80
+        out[d, C_STATE0 + health[r]] += 1
+        out[d, C_MEDICAL] += medical[r]
