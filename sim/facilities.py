@@ -16,6 +16,7 @@ import mesa
 import numpy as np
 
 from sim.geography import Geography, allocate_largest_remainder
+from sim.jit import kernel
 from sim.policy_params import INSTITUTIONS_2015
 from sim.rng import Stream, uniforms
 
@@ -338,11 +339,9 @@ class FacilityMarket:
         choice = self.params.choice
         best = np.full(self._x.size, -1, dtype=np.int64)
         km = np.zeros(self._x.size)
+        per_km, per_month = float(choice.distance_per_km), float(choice.wait_per_month)
         for sel, pool, dist in self._choice_sets(kind, month):
-            score = choice.distance_per_km * dist + choice.wait_per_month * self.wait[pool][None, :]
-            pick = score.argmax(axis=1)
-            best[sel] = pool[pick]
-            km[sel] = dist[np.arange(sel.size), pick]
+            _pick_best(sel, pool, dist, self.wait, per_km, per_month, best, km)
         return best, km
 
     def _choice_sets(
@@ -421,6 +420,19 @@ class FacilityMarket:
         covered = np.zeros(self._x.size, dtype=bool)
         covered[self._pairs_within(kind, month, radius)[0]] = True
         return covered
+
+
+@kernel
+def _pick_best(sel, pool, dist, wait, per_km, per_month, best, km):
+    """For each neighbourhood sel[i], the facility of `pool` with the highest score
+    per_km * km + per_month * wait (the first on ties) and its km (dist[i, j] to pool[j])."""
+    for i in range(sel.size):
+        pick, top = 0, -np.inf
+        for j in range(pool.size):
+            score = per_km * dist[i, j] + per_month * wait[pool[j]]
+            if score > top:
+                pick, top = j, score
+        best[sel[i]], km[sel[i]] = pool[pick], dist[i, pick]
 
 
 def _interpolate(month: int, policy) -> float:
