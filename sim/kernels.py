@@ -101,21 +101,19 @@ class _Columns(NamedTuple):
 
 
 class KernelColumns(NamedTuple):
-    """The columns the kernel writes in rows that already exist, and alive_idx."""
+    """The columns the row loop writes. The others the kernel changes (alive_idx, alive, spouse,
+    death_month) only the merge writes, so a month run ahead needs its own copies of these four
+    only (`Source`)."""
 
-    alive_idx: np.ndarray
-    alive: np.ndarray
     age_m: np.ndarray
     health: np.ndarray
     medical: np.ndarray
-    spouse: np.ndarray
-    death_month: np.ndarray
     event: np.ndarray
 
 
 class Source(NamedTuple):
-    """The month before, for a month run on other arrays (`month_kernel(source=...)`): its
-    kernel columns, its rows [0, size) and its living count."""
+    """The month before, for a month run on other copies of the `KernelColumns`
+    (`month_kernel(source=...)`): its copies, its rows [0, size) and its living count."""
 
     columns: KernelColumns
     size: int
@@ -242,13 +240,14 @@ def _next_health(v, cells, cum, cell, h):
 
 @kernel
 def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, counts):
-    """One chunk, rows alive_idx[lo:hi]: everything `step_population` does except removing the
-    dead from alive_idx and widowing their spouses; it lists the positions of the dead in
-    alive_idx instead. Writes its event rows, needy rows and dead positions from index lo of the
-    part buffers (never more than hi - lo of each), all in key order; counts[district, column]
-    receives its counts. Returns the sizes (event rows, needy rows, deaths)."""
-    alive_idx, alive, age_m, sex, district, health, medical, spouse = columns[:8]
-    entry_month, death_month, event = columns[8:]
+    """One chunk, rows alive_idx[lo:hi]: everything `step_population` does except what the
+    merge does (recording deaths and widowhood in alive, death_month and spouse, taking the dead
+    out of alive_idx); it lists the positions of the dead in alive_idx instead. Writes its event
+    rows, needy rows and dead positions from index lo of the part buffers (never more than
+    hi - lo of each), all in key order; counts[district, column] receives its counts. Returns
+    the sizes (event rows, needy rows, deaths)."""
+    alive_idx, _, age_m, sex, district, health, medical, spouse = columns[:8]
+    entry_month, _, event = columns[8:]
     base, cells, cum, quiet, medical_remission, external_spouse_death, seed, month = tables
     n_events = n_needy = n_dead = 0
     last_m = _U(base.shape[1] - 1)
@@ -271,9 +270,7 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
             q = _U(2) * cell + _U(medical[r])
             changed = False
             if not quiet[q, 0] <= u < quiet[q, 1]:  # else alive, same state, same medical need
-                if u < cells[cell, _P_DEATH]:
-                    alive[r] = False
-                    death_month[r] = month
+                if u < cells[cell, _P_DEATH]:  # alive and death_month are the merge's to write
                     _count_death(counts, d, h, age_months, medical[r])
                     n_events = _mark(event, event_part, lo, n_events, r, EVENT_DIED)
                     dead_part[lo + n_dead] = k
@@ -298,8 +295,7 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
                     counts[d, C_MEDICAL] += 1
                     changed = True
             if spouse[r] == -2 and keyed_uniform(seed, _S_SPOUSE, r, month) < external_spouse_death:
-                spouse[r] = -1
-                n_events = _mark(event, event_part, lo, n_events, r, EVENT_WIDOWED)
+                n_events = _mark(event, event_part, lo, n_events, r, EVENT_WIDOWED)  # merge: -1
             if changed:
                 n_events = _mark(event, event_part, lo, n_events, r, EVENT_NEED)
                 counts[d, C_NEED_CHANGED] += 1
@@ -352,32 +348,28 @@ def _step_chunks_alone(
 
 
 @row_function
-def _first_row(source, position):
+def _first_row(alive_idx, source, position):
     """The first row of the chunk starting at `position` of alive_idx: the source's living row
     there, or the source's size for the positions of this month's entrants (their rows follow
     the source's rows and are written already)."""
-    return source.columns.alive_idx[position] if position < source.n_alive else source.size
+    return alive_idx[position] if position < source.n_alive else source.size
 
 
 @row_function
 def _copy_chunk(c, bounds, source, columns):
-    """Copy chunk c's part of alive_idx and its rows of the kernel columns, from the row it
-    starts at to the row the next chunk starts at (the first chunk from row 0, the last to the
-    source's size: the chunks share out every row, living or not). No event bits are copied: a
-    month starts with none. Column by column, so that each loop is a plain (vectorised) copy."""
+    """Copy chunk c's rows of the `KernelColumns`, from the row it starts at to the row the next
+    chunk starts at (the first chunk from row 0, the last to the source's size: the chunks share
+    out every row, living or not). No event bits are copied: a month starts with none. Column by
+    column, so that each loop is a plain (vectorised) copy. (alive_idx is the month before's
+    until the merge.)"""
     first, stop = bounds[c], bounds[c + 1]
-    s = source.columns
-    n_living = max(min(stop, source.n_alive) - first, 0)  # the source's part of the chunk
-    _copy_down(s.alive_idx, _U(first), columns.alive_idx, _U(first), _U(n_living))
-    row = _U(0) if c == 0 else _U(_first_row(source, first))
-    end = _U(source.size) if c == bounds.size - 2 else _U(_first_row(source, stop))
+    s, alive_idx = source.columns, columns.alive_idx
+    row = _U(0) if c == 0 else _U(_first_row(alive_idx, source, first))
+    end = _U(source.size) if c == bounds.size - 2 else _U(_first_row(alive_idx, source, stop))
     n = end - row
-    _copy_down(s.alive, row, columns.alive, row, n)
     _copy_down(s.age_m, row, columns.age_m, row, n)
     _copy_down(s.health, row, columns.health, row, n)
     _copy_down(s.medical, row, columns.medical, row, n)
-    _copy_down(s.spouse, row, columns.spouse, row, n)
-    _copy_down(s.death_month, row, columns.death_month, row, n)
     for r in range(row, end):
         columns.event[r] = 0
 
@@ -420,13 +412,18 @@ def _remove_dead(alive_idx, n_alive, dead_at, n_dead):
 
 @numba.njit(nogil=True, cache=True)
 def _merge_chunks(
-    bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows, aged
+    bounds, sizes, counts, parts, columns, n_alive, event_rows, needy_rows, stock, flows, aged,
+    month,
 ):  # fmt: skip
     """The serial end of the month: join the chunks' lists in key order and add up their counts;
-    widow the spouses of the dead, going through the deaths in key order as a serial pass would
-    (someone whose spouse died earlier in key order has no spouse left to widow when they die
-    too; the newly widowed without an event yet go to the end of event_rows); take the dead out
-    of alive_idx; count the living widowed. Returns (living count, event rows, needy rows)."""
+    record the deaths and widow the spouses of the dead, going through the deaths in key order
+    as a serial pass would (someone whose spouse died earlier in key order has no spouse left to
+    widow when they die too; the newly widowed without an event yet go to the end of
+    event_rows); take the dead out of alive_idx; end the marriages of those whose external
+    spouse died; count the living widowed. Returns (living count, event rows, needy rows).
+
+    Only here are alive_idx, alive, spouse and death_month written: a month run ahead leaves
+    them as they are until its merge."""
     alive_idx, alive, district, spouse, event = (
         columns.alive_idx, columns.alive, columns.district, columns.spouse, columns.event
     )  # fmt: skip
@@ -443,7 +440,10 @@ def _merge_chunks(
             aged[d, 0] += counts[c, d, _AGED_65]
             aged[d, 1] += counts[c, d, _AGED_80]
     for t in range(n_dead):
-        j = spouse[alive_idx[dead_at[t]]]
+        r = alive_idx[dead_at[t]]
+        alive[r] = False
+        columns.death_month[r] = month
+        j = spouse[r]
         if j >= 0:
             spouse[j] = -1
             n_events = _mark(event, event_rows, 0, n_events, j, EVENT_WIDOWED)
@@ -451,6 +451,8 @@ def _merge_chunks(
     for k in range(n_events):
         row = event_rows[k]
         if event[row] & EVENT_WIDOWED and alive[row]:
+            if spouse[row] == -2:  # the external spouse died (the row loop's draw)
+                spouse[row] = -1
             flows[district[row], C_WIDOWED] += 1
     return n_kept, n_events, n_needy
 
@@ -596,7 +598,7 @@ class MonthKernel:
         stock, flows, aged, event_rows, needy_rows = self.outputs
         n_kept, n_events, n_needy = _merge_chunks(
             self.bounds, self.sizes, self.counts, self.parts, self.columns, self.n_alive,
-            event_rows, needy_rows, stock, flows, aged,
+            event_rows, needy_rows, stock, flows, aged, self.tables.month,
         )  # fmt: skip
         return int(n_kept), int(n_events), int(n_needy)
 

@@ -419,13 +419,15 @@ class _MonthAhead:
     Care has no feedback on health, deaths, widowhood or ageing, and never writes the columns the
     kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
     So while this month's care reads the current columns, the kernel can advance a successor
-    population whose kernel columns are other arrays; the next step adopts it. The entrants'
-    rows are reserved here, past the current ones. The worker draws them and runs the kernel's
-    chunks from `caller_chunks` on (every chunk with an entrant among them), copying the current
-    kernel columns chunk by chunk as it goes, and merges them if it ran them all; `result` runs
-    the first `caller_chunks` on the calling thread and merges. Which thread runs which chunk
-    does not change the results: they are those of running the months one after the other
-    (tests/test_month_ahead.py checks every column and metric).
+    population whose copies of the columns its row loop writes (population.AHEAD_COLUMNS) are
+    other arrays; the rest (alive_idx, alive, spouse, death_month) only the merge writes, once
+    this month's care is done. The next step adopts the successor. The entrants' rows are
+    reserved here, past the current ones. The worker draws them and runs the kernel's chunks
+    from `caller_chunks` on (every chunk with an entrant among them), copying the current
+    columns chunk by chunk as it goes; `result` runs the first `caller_chunks` on the calling
+    thread and merges. Which thread runs which chunk does not change the results: they are
+    those of running the months one after the other (tests/test_month_ahead.py checks every
+    column and metric).
     """
 
     def __init__(
@@ -441,7 +443,6 @@ class _MonthAhead:
         # the caller's chunks end before the entrants' positions (the worker draws the entrants)
         ends = self._kernel.bounds[1:]
         self.caller_chunks = min(caller_chunks, int(np.searchsorted(ends, pop.n_alive, "right")))
-        self._merged: tuple[int, int, int] | None = None
         self._worker_done = 0.0
         self._seconds = 0.0  # spent running chunks, both threads
         self.balance = 0.0  # after `result`: the caller's wait less the worker's idle time
@@ -452,8 +453,6 @@ class _MonthAhead:
         started = time.perf_counter()
         self._kernel.run_chunks(self.caller_chunks, self._kernel.n_chunks)
         self._seconds += time.perf_counter() - started
-        if self.caller_chunks == 0:
-            self._merged = self._kernel.merge()
         self._worker_done = time.perf_counter()
 
     def result(self) -> PopulationMonth:
@@ -465,8 +464,7 @@ class _MonthAhead:
         self._seconds += ran - started
         self._future.result()
         self.balance = (time.perf_counter() - ran) - max(started - self._worker_done, 0.0)
-        merged = self._merged or self._kernel.merge()
-        self.pop.n_alive, n_events, n_needy = merged
+        self.pop.n_alive, n_events, n_needy = self._kernel.merge()  # after this month's care
         return self._outputs.month(n_events, n_needy)
 
     def next_split(self) -> int:

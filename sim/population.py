@@ -66,7 +66,18 @@ COLUMNS: dict[str, tuple[type, int]] = {
 
 
 # The columns the population kernel writes in rows that already exist, and alive_idx.
-KERNEL_COLUMNS = KernelColumns._fields
+KERNEL_COLUMNS = (
+    "alive_idx",
+    "alive",
+    "age_m",
+    "health",
+    "medical",
+    "spouse",
+    "death_month",
+    "event",
+)
+# Those of them a month run ahead keeps its own copies of (the rest only its merge writes).
+AHEAD_COLUMNS = KernelColumns._fields
 # Rows fit in 32 bits; alive_idx is read, copied and compacted every month, so half the bytes
 # of int64 is half the memory traffic.
 ALIVE_IDX_DTYPE = np.int32
@@ -130,14 +141,15 @@ class Population:
         return rows
 
     def successor(self, n_new: int) -> Population:
-        """A population for next month that shares every column except the kernel's
-        (KERNEL_COLUMNS): those are other arrays (last month's, after an `adopt`), holding only
-        the rows appended to the successor until its kernel copies in this one's (`as_source`).
-        Rows appended to the successor (at most `n_new`, reserved here) lie past this
-        population's rows, so writing them leaves this month's state untouched."""
+        """A population for next month that shares every column except AHEAD_COLUMNS: those are
+        other arrays (last month's, after an `adopt`), holding only the rows appended to the
+        successor until its kernel copies in this one's (`as_source`). Rows appended to the
+        successor (at most `n_new`, reserved here) lie past this population's rows and living
+        count, so writing them leaves this month's state untouched; the other columns the
+        kernel changes are written only by its merge."""
         self.reserve(n_new)
         nxt = copy.copy(self)
-        for name in KERNEL_COLUMNS:
+        for name in AHEAD_COLUMNS:
             own = getattr(self, name)
             spare = self._spare.pop(name, None)
             if spare is None:
@@ -150,13 +162,13 @@ class Population:
     def as_source(self) -> Source:
         """This month's kernel columns, for the kernel of a successor to copy from (the kernel
         copies them chunk by chunk, each chunk just before it runs)."""
-        columns = KernelColumns(*(getattr(self, name) for name in KERNEL_COLUMNS))
+        columns = KernelColumns(*(getattr(self, name) for name in AHEAD_COLUMNS))
         return Source(columns, self.size, self.n_alive)
 
     def adopt(self, successor: Population) -> None:
         """Become the successor (next month), keeping this month's kernel columns as spares."""
-        self._spare = {name: getattr(self, name) for name in KERNEL_COLUMNS}
-        for name in (*KERNEL_COLUMNS, "size", "n_alive"):
+        self._spare = {name: getattr(self, name) for name in AHEAD_COLUMNS}
+        for name in (*AHEAD_COLUMNS, "size", "n_alive"):
             setattr(self, name, getattr(successor, name))
 
     def __getstate__(self) -> dict:
