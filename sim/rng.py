@@ -74,6 +74,14 @@ def _uniforms(seed: int, stream: int, keys: np.ndarray, month: int, out: np.ndar
         out[k] = keyed_uniform(seed, stream, keys[k], month)
 
 
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable"), by numpy's unstable sort (about three times faster)
+    where no two values tie, as is nearly certain for uniform draws."""
+    order = np.argsort(values)
+    ordered = values[order]
+    return np.argsort(values, kind="stable") if (ordered[1:] == ordered[:-1]).any() else order
+
+
 def cumulative_shares(probs: np.ndarray) -> np.ndarray:
     """Cumulative sums along the last axis divided by the total: the table `categorical` searches
     (tables for `category` are made here too, so both give the same categories)."""

@@ -29,7 +29,6 @@ from sim.model import CareModel
 from sim.params import Params
 from sim.population import (
     Population,
-    _stable_order,
     district_elderly_weights,
     fill_new_rows,
     new_row_draws,
@@ -500,11 +499,3 @@ def test_model_mortality_follows_max_hazard() -> None:
     p_low, p_high = low.death_probabilities(2030), high.death_probabilities(2030)
     np.testing.assert_array_equal(p_low[:, :30], p_high[:, :30])  # ages 60-89 untouched
     assert (p_low[:, -1] < p_high[:, -1]).all()  # age 110: lower cap, fewer deaths
-
-
-@pytest.mark.parametrize(
-    "values", [np.random.default_rng(1).random(5000), np.repeat([0.3, 0.1, 0.2], 400)]
-)
-def test_stable_order_is_numpys_stable_argsort(values: np.ndarray) -> None:
-    """Without ties (uniform draws) and with many (where the fast unstable sort is not used)."""
-    np.testing.assert_array_equal(_stable_order(values), np.argsort(values, kind="stable"))

@@ -6,7 +6,15 @@ import numba
 import numpy as np
 import pytest
 
-from sim.rng import Stream, categorical, category, cumulative_shares, keyed_uniform, uniforms
+from sim.rng import (
+    Stream,
+    categorical,
+    category,
+    cumulative_shares,
+    keyed_uniform,
+    stable_order,
+    uniforms,
+)
 
 N = 1_000_000
 
@@ -181,3 +189,11 @@ def test_compiled_category_equals_categorical(size: int) -> None:
     u = np.r_[rng.random(20_000), cum, np.nextafter(cum, 0), 0.0, 1 - 2**-53]
     u = u[u < 1]
     np.testing.assert_array_equal(_categories(cum, u), categorical(u, probs))
+
+
+@pytest.mark.parametrize(
+    "values", [np.random.default_rng(1).random(5000), np.repeat([0.3, 0.1, 0.2], 400)]
+)
+def test_stable_order_is_numpys_stable_argsort(values: np.ndarray) -> None:
+    """Without ties (uniform draws) and with many (where the fast unstable sort is not used)."""
+    np.testing.assert_array_equal(stable_order(values), np.argsort(values, kind="stable"))
