@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.facilities import PRIVATE, PUBLIC, FacilityTable, admit
+from sim.facilities import PRIVATE, PUBLIC, FacilityTable, _admission_order, admit
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -243,3 +243,17 @@ def test_admit_result_does_not_depend_on_applicant_order():
         9,
     )
     assert (a[perm] == b).all()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_admission_order_is_the_lexsort(seed: int) -> None:
+    """The packed-key order equals np.lexsort on integer keys with many ties (and with float
+    keys, which take the lexsort itself)."""
+    rng = np.random.default_rng(seed)
+    n = 3000
+    facility, priority = rng.integers(0, 40, n), rng.integers(0, 4, n).astype(np.int8)
+    since = rng.integers(-1, 300, n).astype(np.int16)
+    for tie in (rng.random(n), np.round(rng.random(n), 2)):  # the second with ties
+        for keys in ((facility, priority, since), (facility, priority, since.astype(float))):
+            expected = np.lexsort((tie, keys[2], keys[1], keys[0]))
+            np.testing.assert_array_equal(_admission_order(*keys, tie), expected)
