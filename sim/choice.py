@@ -249,16 +249,26 @@ def _features_row(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> None
         o.capable[ko, j] = pl.capable[nb, j]
         o.facility[ko, j] = pl.facility[nb, j]
     need, family = s.need_by_state[np.uintp(r.health[k])], r.family[k]
-    income_class = np.uintp(r.income[k])
-    income = s.urban_income[income_class] if r.urban[k] else s.rural_income[income_class]
-    budget = max(income * (1 + s.support_share * min(r.n_children[k], 2)), s.budget_floor)
     voucher = s.voucher_amount if r.voucher[k] else 0.0
-    o.need[ko], o.family[ko], o.budget[ko] = need, family, budget
+    o.need[ko], o.family[ko], o.budget[ko] = need, family, _budget(s, r, k)
     o.available[ko, HOME] = r.urban[k] and s.home_open[np.uintp(r.district[k])]
     o.net[ko, HOME] = max(max(need - family, 0.0) * s.home_hour_price - voucher, 0.0)
     o.net[ko, COMMUNITY] = max(s.day_care_price - voucher, 0.0)
-    if income_class == 0:  # 三无/五保 residents pay no public-home fee
-        o.net[ko, PUBLIC_HOME] = 0.0
+    o.net[ko, PUBLIC_HOME] = _residential_price(s, r, k, PUBLIC_HOME)
+
+
+@row_function
+def _budget(s: _Scene, r: Residents, k: int) -> float:
+    """What resident k can pay a month: income with family support, at least the floor."""
+    income_class = np.uintp(r.income[k])
+    income = s.urban_income[income_class] if r.urban[k] else s.rural_income[income_class]
+    return max(income * (1 + s.support_share * min(r.n_children[k], 2)), s.budget_floor)
+
+
+@row_function
+def _residential_price(s: _Scene, r: Residents, k: int, option: int) -> float:
+    """Resident k's price of a residential option: 三无/五保 residents pay no public-home fee."""
+    return 0.0 if option == PUBLIC_HOME and r.income[k] == 0 else s.places.price[option]
 
 
 @row_function
@@ -297,17 +307,41 @@ def _utility(
 @row_function
 def _reason(s: _Scene, o: _Options, ko: int, option: int, medical: bool) -> int:
     """First binding reason why entry `ko` does not use `option` (PREFERENCE if none binds)."""
-    if not o.available[ko, option] and option in (HOME, COMMUNITY):
+    return _first_reason(
+        s, option, o.available[ko, option], o.vacancy[ko, option], o.km[ko, option],
+        o.net[ko, option] > o.budget[ko], medical and not o.capable[ko, option],
+    )  # fmt: skip
+
+
+@row_function
+def _first_reason(
+    s: _Scene, option: int, available: bool, vacancy: bool, km: float, too_dear: bool,
+    lacks_medical: bool,
+) -> int:  # fmt: skip
+    """The first of the reasons, in REASONS' order, that binds (PREFERENCE if none)."""
+    if not available and option in (HOME, COMMUNITY):
         return NOT_ELIGIBLE
-    if not o.available[ko, option] or not o.vacancy[ko, option]:
+    if not available or not vacancy:
         return NO_VACANCY
-    if o.km[ko, option] > s.too_far_km:
+    if km > s.too_far_km:
         return DISTANCE
-    if o.net[ko, option] > o.budget[ko]:
+    if too_dear:
         return PRICE
-    if medical and not o.capable[ko, option]:
+    if lacks_medical:
         return NO_MEDICAL
     return PREFERENCE
+
+
+@row_function
+def _residential_reason(s: _Scene, r: Residents, k: int, option: int, budget: float) -> int:
+    """`_reason` for resident k and a residential option, read from their neighbourhood's
+    places directly (of a residential option only the price depends on the person)."""
+    pl, nb = s.places, np.uintp(r.neigh[k])
+    return _first_reason(
+        s, option, pl.available[nb, option], pl.vacancy[nb, option], pl.km[nb, option],
+        _residential_price(s, r, k, option) > budget,
+        r.medical[k] and not pl.capable[nb, option],
+    )  # fmt: skip
 
 
 @row_function
@@ -412,13 +446,14 @@ def _reason_tallies(
         k = entries[e]
         f = r.facility[k]
         kind = facility_kind[np.uintp(f)] if f >= 0 else -1
-        _features_row(s, r, k, o, 0)
         d = np.uintp(r.district[k])
-        if unmet[k]:
+        if unmet[k]:  # all options' features, for the best formal option
+            _features_row(s, r, k, o, 0)
             binding[d, _binding_reason(s, r, k, o, 0)] += 1
+        budget = _budget(s, r, k)
         for n, option in enumerate(RESIDENTIAL_OPTIONS):
             if kind != _RESIDENTIAL_KINDS[n]:
-                residential[n, d, _reason(s, o, 0, option, r.medical[k])] += 1
+                residential[n, d, _residential_reason(s, r, k, option, budget)] += 1
 
 
 def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
