@@ -200,6 +200,12 @@ def _move(
     released = np.empty(rows.size, dtype=np.int64)
     n_released = 0
     for k in range(rows.size):
+        if k + AHEAD < rows.size:  # the deciders' rows are scattered: load them ahead
+            ahead = np.uintp(rows[k + AHEAD])
+            prefetch(facility, ahead)
+            prefetch(queue_facility, ahead)
+            prefetch(queue_since, ahead)
+            prefetch(arrangement, ahead)
         i, c = rows[k], choice[k]
         f = facility[i]
         residential_choice = c >= PUBLIC_HOME  # options 3-5 are the residential ones

@@ -12,6 +12,7 @@ share. The age mix within 60+ is assumed the same in every district.
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache, lru_cache
 from typing import NamedTuple
 
@@ -276,6 +277,9 @@ def new_row_draws(
     return draws
 
 
+_TWO_THREADS_FROM = 100_000  # new rows; below, a second thread costs more than it saves
+
+
 def fill_new_rows(
     pop: Population,
     rows: np.ndarray,
@@ -290,17 +294,24 @@ def fill_new_rows(
     """Draw every attribute of new residents (initial population or entrants) from keyed draws:
     one compiled pass over the rows with the cached tables of `new_row_draws`, then spouses."""
     married = np.empty(rows.size, dtype=np.bool_)
-    _draw_new_rows(
-        new_row_draws(params.demography, params.health, params.income, params.households, geo),
-        cumulative_shares(tables.prevalence),
-        seed,
-        month,
-        rows,
-        age_m,
-        district,
-        NewRowColumns(*(getattr(pop, name) for name in NewRowColumns._fields)),
-        married,
-    )
+    draws = new_row_draws(params.demography, params.health, params.income, params.households, geo)
+    health_cum = cumulative_shares(tables.prevalence)
+    columns = NewRowColumns(*(getattr(pop, name) for name in NewRowColumns._fields))
+
+    def draw(part: slice) -> None:
+        _draw_new_rows(
+            draws, health_cum, seed, month, rows[part], age_m[part], district[part], columns,
+            married[part],
+        )  # fmt: skip
+
+    if rows.size < _TWO_THREADS_FROM:
+        draw(slice(None))
+    else:  # the initial population: each row's draws are its own, so halves run side by side
+        half = rows.size // 2
+        with ThreadPoolExecutor(max_workers=1) as other:
+            second = other.submit(draw, slice(half, None))
+            draw(slice(0, half))
+            second.result()
     pop.spouse[rows] = pair_spouses(rows, married, pop.sex[rows], pop.neigh[rows], age_m)
 
 

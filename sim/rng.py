@@ -74,6 +74,12 @@ def _uniforms(seed: int, stream: int, keys: np.ndarray, month: int, out: np.ndar
         out[k] = keyed_uniform(seed, stream, keys[k], month)
 
 
+@numba.njit(cache=True, nogil=True)
+def _categories(cum: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
+    for k in range(u.size):
+        out[k] = category(cum, u[k])
+
+
 def stable_order(values: np.ndarray) -> np.ndarray:
     """np.argsort(values, kind="stable"), by numpy's unstable sort (about three times faster)
     where no two values tie, as is nearly certain for uniform draws."""
@@ -93,7 +99,9 @@ def categorical(u: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Category index for uniforms `u` given per-row (or shared) probability vectors."""
     cum = cumulative_shares(probs)
     if cum.ndim == 1:
-        return np.searchsorted(cum, u, side="right").clip(0, cum.size - 1)
+        out = np.empty(np.shape(u), dtype=np.int64)
+        _categories(cum, np.asarray(u, dtype=np.float64).ravel(), out.ravel())
+        return out
     return (u[:, None] >= cum).sum(axis=1).clip(0, cum.shape[1] - 1)
 
 

@@ -348,11 +348,18 @@ def _reference_new_rows(rows, age_m, month, params, geo, tables, seed, district)
     }
 
 
-@pytest.mark.parametrize(("seed", "month"), [(1, -1), (2, 0), (7, 233)])
-def test_new_rows_equal_numpy_reference(seed: int, month: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "month", "two_threads"), [(1, -1, True), (2, 0, False), (7, 233, False)]
+)
+def test_new_rows_equal_numpy_reference(
+    seed: int, month: int, two_threads: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every column `fill_new_rows` draws in its compiled pass equals the numpy draw, for rows
     with gaps, ages 60 to past the last age of the tables, every district and non-default
-    household and income parameters."""
+    household and income parameters; also when the rows are drawn in two halves on two threads
+    (as the initial population is)."""
+    if two_threads:
+        monkeypatch.setattr("sim.population._TWO_THREADS_FROM", 1)
     params = Params().with_overrides(
         {
             "households": {"childless_share": 0.08, "mean_children_by_age": [1.0, 2, 3, 4, 5, 6]},

@@ -180,15 +180,18 @@ def test_categorical_boundaries() -> None:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 21, 32, 33, 34, 100, 337])
 def test_compiled_category_equals_categorical(size: int) -> None:
-    """`category` (a count for short tables, bisection for long ones) gives `categorical`'s
-    categories, also for zero-probability categories, draws on a cumulative edge, 0 and ~1."""
+    """`category` (a count for short tables, bisection for long ones) and `categorical` give
+    numpy's searchsorted categories, also for zero-probability categories, draws on a cumulative
+    edge, 0 and ~1."""
     rng = np.random.default_rng(size)
     probs = rng.random(size) * (rng.random(size) < 0.7)
     probs[rng.integers(size)] += 0.01
     cum = cumulative_shares(probs)
     u = np.r_[rng.random(20_000), cum, np.nextafter(cum, 0), 0.0, 1 - 2**-53]
     u = u[u < 1]
-    np.testing.assert_array_equal(_categories(cum, u), categorical(u, probs))
+    expected = np.searchsorted(cum, u, side="right").clip(0, cum.size - 1)
+    np.testing.assert_array_equal(_categories(cum, u), expected)
+    np.testing.assert_array_equal(categorical(u, probs), expected)
 
 
 @pytest.mark.parametrize(
