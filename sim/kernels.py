@@ -556,9 +556,10 @@ class MonthKernel:
     the GIL), then `merge`, which joins them in key order. The results do not depend on who ran
     which chunk. `parts` must be set to buffers no other kernel uses meanwhile (`Parts.get`).
 
-    A `source` (the month before, on other arrays) is copied into the columns chunk by chunk,
-    before each chunk runs (rows [0, source.size); the rows after, this month's entrants, must be
-    in the columns already).
+    A `source` (the month before's `KernelColumns`, other arrays) is copied into the columns chunk
+    by chunk, before each chunk runs (rows [0, source.size); the rows after, this month's
+    entrants, must be in the columns already); the other columns are shared and only the merge
+    writes them.
     """
 
     def __init__(
@@ -612,6 +613,7 @@ def stock_counts(pop, n_districts: int) -> np.ndarray:
 
 @kernel
 def _count_stock(rows, district, age_m, health, medical, out):
+    """`stock_counts`' pass over the living `rows`."""
     for k in range(rows.size):
         r = rows[k]
         d, years = district[r], age_m[r] // 12

@@ -112,7 +112,7 @@ class Population:
         self.alive_idx = np.zeros(capacity, dtype=ALIVE_IDX_DTYPE)  # living rows in key order
         for name, (dtype, fill) in COLUMNS.items():
             setattr(self, name, np.full(capacity, fill, dtype=dtype))
-        self._spare: dict[str, np.ndarray] = {}  # the kernel columns of the month before
+        self._spare: dict[str, np.ndarray] = {}  # the month before's AHEAD_COLUMNS
 
     @property
     def capacity(self) -> int:

@@ -74,12 +74,6 @@ def _uniforms(seed: int, stream: int, keys: np.ndarray, month: int, out: np.ndar
         out[k] = keyed_uniform(seed, stream, keys[k], month)
 
 
-@numba.njit(cache=True, nogil=True)
-def _categories(cum: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
-    for k in range(u.size):
-        out[k] = category(cum, u[k])
-
-
 def stable_order(values: np.ndarray) -> np.ndarray:
     """np.argsort(values, kind="stable"), by numpy's unstable sort (about three times faster)
     where no two values tie, as is nearly certain for uniform draws."""
@@ -126,3 +120,10 @@ def category(cum: np.ndarray, u: float) -> int:
         else:
             hi = mid
     return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _categories(cum: np.ndarray, u: np.ndarray, out: np.ndarray) -> None:
+    """`category` of each of `u` (the shared-table path of `categorical`)."""
+    for k in range(u.size):
+        out[k] = category(cum, u[k])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 
 from sim.rng import (
     Stream,
     categorical,
-    category,
     cumulative_shares,
     keyed_uniform,
     stable_order,
@@ -33,14 +31,6 @@ def _numpy_uniforms(seed: int, stream: int, keys: np.ndarray, month: int) -> np.
         c = mix(np.uint64(seed) * golden + np.uint64(stream)) ^ (np.uint64(month) * m1)
         h = mix(mix((keys.astype(np.uint64) * golden) ^ c))
     return (h >> np.uint64(11)).astype(np.float64) / 2.0**53
-
-
-@numba.njit(cache=False)
-def _categories(cum, u):
-    out = np.empty(u.size, dtype=np.int64)
-    for k in range(u.size):
-        out[k] = category(cum, u[k])
-    return out
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 123_456_789, 2**31 - 1])
@@ -179,10 +169,10 @@ def test_categorical_boundaries() -> None:
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 21, 32, 33, 34, 100, 337])
-def test_compiled_category_equals_categorical(size: int) -> None:
-    """`category` (a count for short tables, bisection for long ones) and `categorical` give
-    numpy's searchsorted categories, also for zero-probability categories, draws on a cumulative
-    edge, 0 and ~1."""
+def test_categorical_equals_numpy_searchsorted(size: int) -> None:
+    """`categorical` (compiled `category`: a count for short tables, bisection for long ones)
+    gives numpy's searchsorted categories, also for zero-probability categories, draws on a
+    cumulative edge, 0 and ~1."""
     rng = np.random.default_rng(size)
     probs = rng.random(size) * (rng.random(size) < 0.7)
     probs[rng.integers(size)] += 0.01
@@ -190,7 +180,6 @@ def test_compiled_category_equals_categorical(size: int) -> None:
     u = np.r_[rng.random(20_000), cum, np.nextafter(cum, 0), 0.0, 1 - 2**-53]
     u = u[u < 1]
     expected = np.searchsorted(cum, u, side="right").clip(0, cum.size - 1)
-    np.testing.assert_array_equal(_categories(cum, u), expected)
     np.testing.assert_array_equal(categorical(u, probs), expected)
 
 
