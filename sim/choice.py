@@ -40,12 +40,13 @@ REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "pre
 NOT_ELIGIBLE, NO_VACANCY, DISTANCE, PRICE, NO_MEDICAL, PREFERENCE = range(6)
 _RESIDENTIAL_KINDS = tuple(OPTION_KIND[option] for option in RESIDENTIAL_OPTIONS)
 _CHOICE = int(Stream.CHOICE)
-# An upper bound of the Gumbel draw -log(-log(e)) for e in bucket b = floor(e * 64), i.e. for
-# e < (b + 1) / 64, with a margin far above the logarithms' rounding (the top bucket has none).
+# Bounds of the Gumbel draw -log(-log(e)) for e in bucket b = floor(e * 64), i.e. for
+# b / 64 <= e < (b + 1) / 64, with a margin far above the logarithms' rounding: an upper bound
+# (the top bucket has none) and a lower one (the bottom bucket has none).
 _GUMBEL_BUCKETS = 64
-_GUMBEL_BOUND = np.append(
-    -np.log(-np.log(np.arange(1, _GUMBEL_BUCKETS) / _GUMBEL_BUCKETS)) + 1e-9, np.inf
-)
+_GUMBEL_EDGES = -np.log(-np.log(np.arange(1, _GUMBEL_BUCKETS) / _GUMBEL_BUCKETS))
+_GUMBEL_BOUND = np.append(_GUMBEL_EDGES + 1e-9, np.inf)
+_GUMBEL_FLOOR = np.append(-np.inf, _GUMBEL_EDGES - 1e-9)
 
 
 @dataclass
@@ -385,9 +386,10 @@ def _gumbel_max(
     option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, month * 8 + j), so options
     at -inf are never chosen. `e` and `bound` are scratch (length 6).
 
-    Exact but lazy: an option's uniform bounds its draw (`_GUMBEL_BOUND`), so the option with the
-    highest bound is drawn first and the others only if their bound reaches the best so far;
-    about one option in five then needs the two logarithms.
+    Exact but lazy: an option's uniform bounds its draw from above and below (`_GUMBEL_BOUND`,
+    `_GUMBEL_FLOOR`). The option with the highest upper bound wins outright, with no logarithm,
+    when its lower bound is above every other option's upper bound (most deciders); else it is
+    drawn first and the others only if their bound reaches the best so far.
     """
     for j in range(N_OPTIONS):
         e[j] = keyed_uniform(seed, _CHOICE, key, month * 8 + j)
@@ -397,6 +399,12 @@ def _gumbel_max(
     first = FAMILY
     for j in range(FAMILY + 1, N_OPTIONS):
         first = j if bound[j] > bound[first] else first
+    runner_up = -np.inf
+    for j in range(N_OPTIONS):
+        if j != first:
+            runner_up = max(runner_up, bound[j])
+    if u[first] + _GUMBEL_FLOOR[np.uintp(e[first] * _GUMBEL_BUCKETS)] > runner_up:
+        return first
     best, top = first, u[first] + _gumbel(e[first])
     for j in range(N_OPTIONS):
         if j != first and bound[j] >= top:
