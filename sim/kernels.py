@@ -458,18 +458,22 @@ def _merge_chunks(
 
 
 class Parts:
-    """Buffers for the chunks' lists (event rows, needy rows, dead positions), kept from one call
-    to the next. Fresh ones would be zeroed by the OS wherever a chunk writes, and every chunk
-    starts at a different place: that cost more than the whole merge. The caller's buffers are
-    written compactly, from their start, as a serial pass would."""
+    """`n_lists` buffers of rows kept from one call to the next: by default those for the chunks'
+    lists (event rows, needy rows, dead positions). Fresh ones would be zeroed by the OS wherever
+    a chunk writes (in 2 MiB huge pages, numpy asks for them), and every chunk starts at a
+    different place: that cost more than the whole merge. The caller's buffers are written
+    compactly, from their start, as a serial pass would. Pickled empty."""
 
-    def __init__(self) -> None:
-        self.array = np.empty((3, 0), dtype=np.int64)
+    def __init__(self, n_lists: int = 3) -> None:
+        self.array = np.empty((n_lists, 0), dtype=np.int64)
 
     def get(self, n: int) -> np.ndarray:
         if self.array.shape[1] < n:
-            self.array = np.empty((3, n + n // 4), dtype=np.int64)
+            self.array = np.empty((self.array.shape[0], n + n // 4), dtype=np.int64)
         return self.array
+
+    def __reduce__(self) -> tuple:
+        return Parts, (self.array.shape[0],)
 
 
 _PARTS = Parts()

@@ -86,6 +86,7 @@ class CareModel(mesa.Model):
         self._finishing: list[Future] = []  # this run's monthly sums being completed
         self._parts: Parts | None = None  # the month ahead's kernel buffers, inside run_until
         self._caller_chunks = 0  # of the month ahead's kernel chunks, adapted month by month
+        self._lists = Parts(2)  # the kernel's event and needy rows, copied out after its merge
         self._months: list[int] = []
         self._counts: list[np.ndarray] = []
         self._event_rows = np.zeros(0, dtype=np.int64)
@@ -196,12 +197,9 @@ class CareModel(mesa.Model):
         """The arguments of `step_population` / `month_kernel` for `month` on `pop`, with new
         outputs (`stock` is updated in place)."""
         hp = self.params.health
+        lists = self._lists.get(pop.n_alive)
         out = KernelOutputs(
-            stock,
-            np.zeros_like(stock),
-            np.zeros((stock.shape[0], 2), dtype=np.int64),
-            np.empty(pop.n_alive, dtype=np.int64),
-            np.empty(pop.n_alive, dtype=np.int64),
+            stock, np.zeros_like(stock), np.zeros((stock.shape[0], 2), dtype=np.int64), *lists
         )
         arguments = (
             pop.alive_idx,
@@ -387,7 +385,8 @@ def medical_onset_rates(prevalence: tuple[float, ...], remission: float) -> np.n
 
 
 class KernelOutputs(NamedTuple):
-    """The arrays the population kernel fills (or, for `stock`, updates)."""
+    """The arrays the population kernel fills (or, for `stock`, updates); the lists of rows are
+    buffers kept from month to month (`CareModel._lists`)."""
 
     stock: np.ndarray
     flows: np.ndarray
@@ -396,11 +395,13 @@ class KernelOutputs(NamedTuple):
     needy: np.ndarray
 
     def month(self, n_events: int, n_needy: int) -> PopulationMonth:
-        """The month's results, given the lengths of the lists the kernel returned."""
+        """The month's results, given the lengths of the lists the kernel returned (copied out
+        of the buffers, which the next month's kernel reuses)."""
         counts = self.stock + self.flows
         self.stock[:, C_65] += self.aged[:, 0]
         self.stock[:, C_80] += self.aged[:, 1]
-        return PopulationMonth(self.event_rows[:n_events], self.needy[:n_needy], counts, self.stock)
+        event_rows, needy = self.event_rows[:n_events].copy(), self.needy[:n_needy].copy()
+        return PopulationMonth(event_rows, needy, counts, self.stock)
 
 
 class PopulationMonth(NamedTuple):
