@@ -6,6 +6,9 @@ array of a tuple at each inlined row-function call, which costs several times th
 Code compiled so cannot allocate arrays: callers pass outputs and scratch in. A `kernel` releases
 the GIL while it runs, so the worker thread of `CareModel.run_until` runs beside it.
 
+`fetch_add` adds to an array element atomically, so that threads running compiled loops at the
+same time can share out work (the population kernel's chunks) without a lock.
+
 `prefetch` asks the CPU to start loading an array element into cache. Loops over scattered rows
 issue it for the rows `AHEAD` of the current one, so that the memory waits of successive rows
 overlap instead of adding up. It is a hint: no result depends on it.
@@ -47,3 +50,23 @@ def prefetch(typingctx, array, index):
         return context.get_dummy_value()
 
     return types.void(array, index), codegen
+
+
+@intrinsic
+def fetch_add(typingctx, array, index, value):
+    """Atomically add `value` to array[index] (an int64 array, a non-negative index); returns
+    the element before the addition. Sequentially consistent: every thread sees the additions in
+    one order."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        data = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(
+            context, builder, array_type, data, [args[1]], wraparound=False
+        )
+        amount = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", pointer, amount, "seq_cst")
+
+    return types.int64(array, index, value), codegen

@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from sim.demography import AGE_MIN
-from sim.jit import kernel, row_function
+from sim.jit import fetch_add, kernel, row_function
 from sim.rng import Stream, keyed_uniform
 
 # Columns of the per-district count array filled by the kernel.
@@ -342,9 +342,43 @@ def _step_chunks_alone(
     copies its rows of the month before into `columns`, so the copy and the kernel meet the rows
     once, in cache."""
     for c in range(first, stop):
-        if source.size >= 0:
-            _copy_chunk(c, bounds, source, columns)
-        _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
+        _copy_and_run(
+            c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part, source
+        )  # fmt: skip
+
+
+@kernel
+def _claimed_chunks(
+    from_top, limit, claims, bounds, sizes, counts, columns, tables, event_part, needy_part,
+    dead_part, source,
+):  # fmt: skip
+    """Claim chunks one at a time and run them (`_step_chunks_alone`'s work), until every chunk
+    is claimed: from the first chunk up, and never chunk `limit` or later, or with `from_top`
+    from the last chunk down. Each claim takes a ticket, claims[0], atomically; a ticket below
+    the number of chunks grants the side its next chunk. So two threads, one from each end,
+    share out the chunks exactly, however long each takes to arrive or to run them. Returns the
+    number of chunks this call ran."""
+    n_chunks = bounds.size - 1
+    ran = 0
+    while from_top or ran < limit:
+        if fetch_add(claims, 0, 1) >= n_chunks:
+            break
+        c = n_chunks - 1 - ran if from_top else ran
+        _copy_and_run(
+            c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part, source
+        )  # fmt: skip
+        ran += 1
+    return ran
+
+
+@row_function
+def _copy_and_run(
+    c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part, source
+):  # fmt: skip
+    """Chunk c, its rows of a `source` (size >= 0) copied into `columns` first."""
+    if source.size >= 0:
+        _copy_chunk(c, bounds, source, columns)
+    _run_chunk(c, bounds, sizes, counts, columns, tables, event_part, needy_part, dead_part)
 
 
 @row_function
@@ -556,9 +590,10 @@ def step_population(*arguments, alone: bool = False) -> tuple[int, int, int]:
 
 class MonthKernel:
     """One month of the kernel (the arguments of `step_population`, gathered) in separate steps:
-    the chunks, each run exactly once in any order and on any threads (`run_chunks`, without
-    the GIL), then `merge`, which joins them in key order. The results do not depend on who ran
-    which chunk. `parts` must be set to buffers no other kernel uses meanwhile (`Parts.get`).
+    the chunks, each run exactly once in any order and on any threads (`run_chunks` or
+    `claim_chunks`, without the GIL), then `merge`, which joins them in key order. The results
+    do not depend on who ran which chunk. `parts` must be set to buffers no other kernel uses
+    meanwhile (`Parts.get`).
 
     A `source` (the month before's `KernelColumns`, other arrays) is copied into the columns chunk
     by chunk, before each chunk runs (rows [0, source.size); the rows after, this month's
@@ -584,6 +619,7 @@ class MonthKernel:
             source = Source(KernelColumns(*empty), -1, -1)
         self.source = source
         self.parts: np.ndarray | None = None
+        self._claims = np.zeros(1, dtype=np.int64)  # tickets taken (`claim_chunks`)
 
     @property
     def n_chunks(self) -> int:
@@ -597,6 +633,14 @@ class MonthKernel:
     def run_chunks(self, first: int, stop: int) -> None:
         """Run chunks first..stop-1 on this thread."""
         _step_chunks_alone(first, stop, *self.chunk_arguments(), self.source)
+
+    def claim_chunks(self, from_top: bool, limit: int = N_CHUNKS) -> int:
+        """Run the chunks this thread claims before all are claimed (`_claimed_chunks`): from
+        the first up to chunk `limit` at most, or `from_top` down. One thread from each end runs
+        every chunk once (this month's chunks must not be run otherwise). Returns how many ran."""
+        return int(
+            _claimed_chunks(from_top, limit, self._claims, *self.chunk_arguments(), self.source)
+        )
 
     def merge(self) -> tuple[int, int, int]:
         """Join the chunks (all run); (living count, number of event rows, of needy rows)."""

@@ -8,7 +8,6 @@ materialised for the residents with an event this month.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple
@@ -35,7 +34,6 @@ from sim.kernels import (
     C_65,
     C_80,
     EVENT_WIDOWED,
-    N_CHUNKS,
     Parts,
     month_kernel,
     step_population,
@@ -85,7 +83,6 @@ class CareModel(mesa.Model):
         self._worker: ThreadPoolExecutor | None = None  # inside run_until
         self._finishing: list[Future] = []  # this run's monthly sums being completed
         self._parts: Parts | None = None  # the month ahead's kernel buffers, inside run_until
-        self._caller_chunks = 0  # of the month ahead's kernel chunks, adapted month by month
         self._lists = Parts(2)  # the kernel's event and needy rows, copied out after its merge
         self._months: list[int] = []
         self._counts: list[np.ndarray] = []
@@ -118,13 +115,12 @@ class CareModel(mesa.Model):
             month = self._population_month(self.pop, self.month, self._stock)
         else:
             month = ahead.result()
-            self._caller_chunks = ahead.next_split()
             self.pop.adopt(ahead.pop)
             self._entrants_expected = ahead.entrants_expected
         self._event_rows, self.needy_rows, self._stock = month.event_rows, month.needy, month.stock
         if self.care_enabled:
             if self.month < self._last_month_of_run:
-                self._ahead = _MonthAhead(self, self._worker, self._parts, self._caller_chunks)
+                self._ahead = _MonthAhead(self, self._worker, self._parts)
             sums, finish = care_month(self)
             self._care.append(sums)
             if self._worker is None:
@@ -415,7 +411,7 @@ class PopulationMonth(NamedTuple):
 
 class _MonthAhead:
     """Next month's entrants and population kernel, run by the worker thread and, once this
-    month's care is done, by the calling thread when the worker has more to do than care.
+    month's care is done, by the calling thread too.
 
     Care has no feedback on health, deaths, widowhood or ageing, and never writes the columns the
     kernel writes (population.KERNEL_COLUMNS) or reads besides them (sex, district, entry month).
@@ -423,17 +419,16 @@ class _MonthAhead:
     population whose copies of the columns its row loop writes (population.AHEAD_COLUMNS) are
     other arrays; the rest (alive_idx, alive, spouse, death_month) only the merge writes, once
     this month's care is done. The next step adopts the successor. The entrants' rows are
-    reserved here, past the current ones. The worker draws them and runs the kernel's chunks
-    from `caller_chunks` on (every chunk with an entrant among them), copying the current
-    columns chunk by chunk as it goes; `result` runs the first `caller_chunks` on the calling
-    thread and merges. Which thread runs which chunk does not change the results: they are
-    those of running the months one after the other (tests/test_month_ahead.py checks every
-    column and metric).
+    reserved here, past the current ones. The worker draws them and then claims the kernel's
+    chunks from the last one down, copying the current columns chunk by chunk as it goes;
+    `result` claims them from the first one up, never one with an entrant among them, and
+    merges once all have run (`MonthKernel.claim_chunks`). So neither thread waits for the
+    other by more than a chunk, however long this month's care takes. Which thread runs which
+    chunk does not change the results: they are those of running the months one after the
+    other (tests/test_month_ahead.py checks every column and metric).
     """
 
-    def __init__(
-        self, model: CareModel, worker: ThreadPoolExecutor, parts: Parts, caller_chunks: int
-    ):
+    def __init__(self, model: CareModel, worker: ThreadPoolExecutor, parts: Parts):
         pop, month = model.pop, model.month + 1
         n_new, self.entrants_expected = model._entrants_due(month)
         self.pop = pop.successor(n_new)
@@ -442,46 +437,20 @@ class _MonthAhead:
         self._kernel = month_kernel(*arguments, source=pop.as_source())
         self._kernel.parts = parts.get(self.pop.n_alive)
         # the caller's chunks end before the entrants' positions (the worker draws the entrants)
-        ends = self._kernel.bounds[1:]
-        self.caller_chunks = min(caller_chunks, int(np.searchsorted(ends, pop.n_alive, "right")))
-        self._worker_done = 0.0
-        self._seconds = 0.0  # spent running chunks, both threads
-        self.balance = 0.0  # after `result`: the caller's wait less the worker's idle time
+        self.caller_limit = int(np.searchsorted(self._kernel.bounds[1:], pop.n_alive, "right"))
         self._future = worker.submit(self._run, model, entrants, month)
 
     def _run(self, model: CareModel, entrants: np.ndarray, month: int) -> None:
         fill_entrants(self.pop, entrants, month, model.params, model.geo, model.tables, model.seed)
-        started = time.perf_counter()
-        self._kernel.run_chunks(self.caller_chunks, self._kernel.n_chunks)
-        self._seconds += time.perf_counter() - started
-        self._worker_done = time.perf_counter()
+        self._kernel.claim_chunks(from_top=True)
 
     def result(self) -> PopulationMonth:
-        """Run the caller's chunks, wait for the worker (re-raising its error), merge; set
-        `balance` for `next_split`."""
-        started = time.perf_counter()
-        self._kernel.run_chunks(0, self.caller_chunks)
-        ran = time.perf_counter()
-        self._seconds += ran - started
+        """Run the chunks this thread claims, wait for the worker (re-raising its error), merge."""
+        self._kernel.claim_chunks(from_top=False, limit=self.caller_limit)
         self._future.result()
-        self.balance = (time.perf_counter() - ran) - max(started - self._worker_done, 0.0)
         self.pop.n_alive, n_events, n_needy = self._kernel.merge()  # after this month's care
         return self._outputs.month(n_events, n_needy)
-
-    def next_split(self) -> int:
-        """The caller's number of chunks next month (see `balanced_split`)."""
-        return balanced_split(
-            self.caller_chunks, self.balance, self._seconds / self._kernel.n_chunks
-        )
 
     def drop(self) -> None:
         """Wait for the worker and drop its work (the run stopped on an error)."""
         self._future.exception()
-
-
-def balanced_split(caller_chunks: int, balance: float, chunk_seconds: float) -> int:
-    """The caller's share of the month ahead's chunks after a month in which the caller waited
-    `balance` seconds longer for the worker than the worker for the caller: half the imbalance
-    moves (one chunk moved changes the difference by two chunks' time)."""
-    move = round(balance / (4 * chunk_seconds)) if chunk_seconds > 0 else 0
-    return min(max(caller_chunks + move, 0), N_CHUNKS)

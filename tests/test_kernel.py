@@ -33,6 +33,7 @@ from sim.kernels import (
     EVENT_WIDOWED,
     N_CHUNKS,
     NEED_LEVEL,
+    MonthKernel,
     Parts,
     _cell_tables,
     _quiet_table,
@@ -315,6 +316,38 @@ def test_concurrent_calls_from_threads() -> None:
     assert len(results) == 20
     for got in results:
         _assert_same(got, expected)
+
+
+@pytest.mark.parametrize("limit", [0, 1, N_CHUNKS // 3, N_CHUNKS])
+@pytest.mark.parametrize("together", [True, False])
+def test_claimed_chunks_run_each_chunk_once(months: list[dict], limit: int, together: bool) -> None:
+    """Two threads claiming chunks from either end (the one from the first chunk up stopping
+    at `limit`), at the same time or one after the other, run every chunk exactly once between
+    them: the serial result."""
+    for inputs in months:
+        a = _copy(inputs)
+        kernel = month_kernel(*_arguments(a))
+        kernel.parts = Parts().get(a["n_alive"])
+        from_bottom, from_top = _claim_from_both_ends(kernel, limit, together)
+        assert from_bottom <= limit and from_bottom + from_top == kernel.n_chunks
+        if not together:  # the bottom claimed first: as many as it may
+            assert from_bottom == min(limit, kernel.n_chunks)
+        a["result"] = kernel.merge()
+        _assert_same(a, _serial_reference(inputs))
+
+
+def _claim_from_both_ends(kernel: MonthKernel, limit: int, together: bool) -> tuple[int, int]:
+    """Chunks run by this thread claiming from the bottom (up to `limit`) and by another from
+    the top, started at once or after this thread is done."""
+    from_top = []
+    top = threading.Thread(target=lambda: from_top.append(kernel.claim_chunks(True)))
+    if together:
+        top.start()
+    from_bottom = kernel.claim_chunks(False, limit)
+    if not together:
+        top.start()
+    top.join()
+    return from_bottom, from_top[0]
 
 
 @pytest.mark.parametrize("split", [0, 1, N_CHUNKS // 3, N_CHUNKS - 1, N_CHUNKS])

@@ -15,7 +15,7 @@ import pytest
 import sim.care
 import sim.model
 from sim.kernels import N_CHUNKS
-from sim.model import CareModel, balanced_split
+from sim.model import CareModel
 from sim.population import COLUMNS
 
 SCALE, SEED, MONTHS = 20, 4, 30
@@ -115,41 +115,47 @@ def test_an_error_on_the_worker_reaches_the_caller() -> None:
     assert model._worker is None and model._finishing == []
 
 
-def test_balanced_split_moves_half_the_imbalance() -> None:
-    chunk = 0.001  # seconds a chunk
-    assert balanced_split(10, 0.008, chunk) == 12  # the caller waited 8 chunks' time: take 2
-    assert balanced_split(10, -0.008, chunk) == 8  # the worker waited: give 2 back
-    assert balanced_split(10, 0.0, chunk) == 10
-    assert balanced_split(1, -1.0, chunk) == 0
-    assert balanced_split(N_CHUNKS - 2, 1.0, chunk) == N_CHUNKS
-    assert balanced_split(5, 1.0, 0.0) == 5  # nothing measured: no move
-
-
 def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
-    """However many chunks the caller is offered, its chunks end before the month's entrants,
-    here made to span several chunks. The results stay those of stepping."""
+    """Even when the worker is late, the caller's chunks end before the month's entrants, here
+    made to span several chunks: it runs all the chunks before them and leaves the rest to the
+    worker. The results stay those of stepping."""
     extra_entrants = 60  # a month, at scale 500 (~1,400 rows, ~22 rows a chunk)
     entrants_due = CareModel._entrants_due
-    original = sim.model._MonthAhead.__init__
-    spans = []
+    original_init, original_run = sim.model._MonthAhead.__init__, sim.model._MonthAhead._run
+    spans, caller_ran = [], []
 
     def more_entrants(self, month):
         n, carried = entrants_due(self, month)
         return n + extra_entrants, carried
 
-    def offered_every_chunk(self, model, worker, parts, caller_chunks):
+    def checked_init(self, model, worker, parts):
         n_before = model.pop.n_alive
-        original(self, model, worker, parts, N_CHUNKS)
+        original_init(self, model, worker, parts)
         bounds = self._kernel.bounds
-        assert bounds[self.caller_chunks] <= n_before
+        assert bounds[self.caller_limit] <= n_before < bounds[self.caller_limit + 1]
         spans.append(np.count_nonzero(bounds[1:] > n_before))  # chunks holding entrants
+        claim = self._kernel.claim_chunks
+
+        def recorded_claim(from_top: bool, limit: int = N_CHUNKS) -> int:
+            ran = claim(from_top, limit)
+            if not from_top:
+                caller_ran.append((ran, limit))
+            return ran
+
+        self._kernel.claim_chunks = recorded_claim
+
+    def late_run(self, *args):
+        threading.Event().wait(0.05)  # the caller claims first
+        original_run(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(CareModel, "_entrants_due", more_entrants)
-        patch.setattr(sim.model._MonthAhead, "__init__", offered_every_chunk)
+        patch.setattr(sim.model._MonthAhead, "__init__", checked_init)
+        patch.setattr(sim.model._MonthAhead, "_run", late_run)
         ahead, stepped = CareModel(seed=SEED, scale=500), CareModel(seed=SEED, scale=500)
         ahead.run_until(12)
         for _ in range(12):
             stepped.step()
+    assert len(caller_ran) == 11 and all(ran == limit > 0 for ran, limit in caller_ran)
     assert min(spans) >= 2
     _assert_same_model(ahead, stepped)
