@@ -19,7 +19,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from sim.demography import AGE_MIN, N_AGES, initial_age_shares
+from sim.calendar import decimal_year
+from sim.demography import AGE_MIN, N_AGES, entrants_per_month, initial_age_shares
 from sim.families import (
     HouseholdDraws,
     draw_children,
@@ -83,6 +84,7 @@ AHEAD_COLUMNS = KernelColumns._fields
 # Rows fit in 32 bits; alive_idx is read, copied and compacted every month, so half the bytes
 # of int64 is half the memory traffic.
 ALIVE_IDX_DTYPE = np.int32
+PLAN_MONTHS = 240  # 2016-01..2035-12, the period of the long runs (the app runs to 2035-12)
 
 
 @cache
@@ -99,6 +101,13 @@ def district_elderly_weights(geo: Geography) -> np.ndarray:
     return weights
 
 
+def _column(n: int, fill, dtype) -> np.ndarray:
+    """A column of `n` rows holding `fill`. Zeros come from the OS untouched, page by page as
+    rows are first written (most rows are entrants of later months): filling them now would
+    make the build pay for the whole run's rows."""
+    return np.zeros(n, dtype=dtype) if fill == 0 else np.full(n, fill, dtype=dtype)
+
+
 class Population:
     """Resident state as numpy columns with amortised growth for entrants.
 
@@ -111,7 +120,7 @@ class Population:
         self.n_alive = 0
         self.alive_idx = np.zeros(capacity, dtype=ALIVE_IDX_DTYPE)  # living rows in key order
         for name, (dtype, fill) in COLUMNS.items():
-            setattr(self, name, np.full(capacity, fill, dtype=dtype))
+            setattr(self, name, _column(capacity, fill, dtype))
         self._spare: dict[str, np.ndarray] = {}  # the month before's AHEAD_COLUMNS
 
     @property
@@ -125,7 +134,7 @@ class Population:
         new_cap = max(self.capacity * 3 // 2, self.size + n)
         for name, (dtype, fill) in COLUMNS.items():
             old = getattr(self, name)
-            grown = np.full(new_cap, fill, dtype=dtype)
+            grown = _column(new_cap, fill, dtype)
             grown[: old.size] = old
             setattr(self, name, grown)
         grown_idx = np.zeros(new_cap, dtype=ALIVE_IDX_DTYPE)
@@ -156,7 +165,7 @@ class Population:
             spare = self._spare.pop(name, None)
             if spare is None:
                 fill = COLUMNS[name][1] if name in COLUMNS else 0
-                spare = np.full(own.size, fill, dtype=own.dtype)
+                spare = _column(own.size, fill, own.dtype)
             setattr(nxt, name, spare)
         nxt._spare = {}
         return nxt
@@ -372,7 +381,7 @@ def synthesise(
 ) -> Population:
     """The resident population aged 60+ at the end of 2015, one row per `scale` persons."""
     n = round(params.demography.initial_60plus / scale)
-    pop = Population(capacity=int(n * 2.2) + 1024)
+    pop = Population(capacity=_capacity(n, params.demography, scale))
     rows = pop.append(n)
     u_age = uniforms(seed, Stream.INIT_AGE, rows, 0)
     years = AGE_MIN + categorical(u_age, initial_age_shares(2016.0))
@@ -383,6 +392,15 @@ def synthesise(
     district[order] = np.repeat(np.arange(counts.size), counts)
     fill_new_rows(pop, rows, years * 12 + months, -1, params, geo, tables, seed, district)
     return pop
+
+
+def _capacity(n: int, demography: DemographyParams, scale: float) -> int:
+    """Rows for the `n` initial residents and the entrants expected in the plan period
+    (PLAN_MONTHS), with 5% to spare: a run to 2035-12 then never grows the columns, each growth
+    copying all of them (~70 ms at full city, on the main thread). Longer runs grow as needed."""
+    share = demography.entrant_share_of_china
+    entrants = sum(entrants_per_month(decimal_year(m), share) for m in range(PLAN_MONTHS)) / scale
+    return int((n + entrants) * 1.05) + 1024
 
 
 def add_entrants(
