@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from sim.facilities import MEDICAL, PRIVATE, PUBLIC
-from sim.jit import AHEAD, kernel, prefetch, row_function
+from sim.jit import AHEAD, kernel, row_function
 from sim.kernels import NEED_LEVEL
-from sim.resident_columns import Residents, gather
+from sim.resident_columns import Residents, gather, prefetch_resident
 from sim.rng import Stream, keyed_uniform
 
 if TYPE_CHECKING:
@@ -443,21 +443,6 @@ def _binding_reasons(s: _Scene, r: Residents, o: _Options, out: np.ndarray) -> N
         out[k] = _binding_reason(s, r, k, o, k)
 
 
-@row_function
-def _prefetch_resident(r: Residents, k: np.uintp) -> None:
-    prefetch(r.district, k)
-    prefetch(r.health, k)
-    prefetch(r.medical, k)
-    prefetch(r.voucher, k)
-    prefetch(r.income, k)
-    prefetch(r.facility, k)
-    prefetch(r.urban, k)
-    prefetch(r.n_children, k)
-    prefetch(r.neigh, k)
-    prefetch(r.alone, k)
-    prefetch(r.family, k)
-
-
 @kernel
 def _reason_tallies(
     s: _Scene, r: Residents, entries: np.ndarray, facility_kind: np.ndarray, unmet: np.ndarray,
@@ -467,7 +452,7 @@ def _reason_tallies(
     resident."""
     for e in range(entries.size):
         if e + AHEAD < entries.size:
-            _prefetch_resident(r, np.uintp(entries[e + AHEAD]))
+            prefetch_resident(r, np.uintp(entries[e + AHEAD]))
         k = entries[e]
         f = r.facility[k]
         kind = facility_kind[np.uintp(f)] if f >= 0 else -1

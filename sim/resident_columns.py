@@ -107,3 +107,20 @@ def _gather(h: Households, c: _Columns, rows: np.ndarray, out: Residents) -> Non
         out.neigh[k] = c.neigh[i]
         out.alone[k] = lives_alone(h, i)
         out.family[k] = care_hours(h, i)
+
+
+@row_function
+def prefetch_resident(r: Residents, k: np.uintp) -> None:
+    """Start loading entry k of the gathered columns, for passes that visit some entries only
+    (the dependents among the residents in need, one in eight)."""
+    prefetch(r.district, k)
+    prefetch(r.health, k)
+    prefetch(r.medical, k)
+    prefetch(r.voucher, k)
+    prefetch(r.income, k)
+    prefetch(r.facility, k)
+    prefetch(r.urban, k)
+    prefetch(r.n_children, k)
+    prefetch(r.neigh, k)
+    prefetch(r.alone, k)
+    prefetch(r.family, k)
