@@ -247,17 +247,14 @@ def _admission_order(
     facility: np.ndarray, priority: np.ndarray, since: np.ndarray, tie: np.ndarray
 ) -> np.ndarray:
     """np.lexsort((tie, since, priority, facility)): by facility, priority, application month,
-    then the keyed tie-break. When the three are integers they are packed into one key, so it
-    takes two stable sorts instead of four."""
-    keys = [np.asarray(k) for k in (facility, priority, since)]
-    if tie.size and all(np.issubdtype(k.dtype, np.integer) for k in keys):
-        keys = [k.astype(np.int64) - k.min() for k in keys]
-        spans = [int(k.max()) + 1 for k in keys]
-        if spans[0] * spans[1] * spans[2] < 2**62:
-            packed = (keys[0] * spans[1] + keys[1]) * spans[2] + keys[2]
-            order = stable_order(tie)
-            return order[np.argsort(packed[order], kind="stable")]
-    return np.lexsort((tie, since, priority, facility))
+    then the keyed tie-break. The first three are whole numbers (an index, a class, a month),
+    packed into one integer key, so it takes two stable sorts instead of four."""
+    keys = [np.asarray(k).astype(np.int64) for k in (facility, priority, since)]
+    keys = [k - k.min() for k in keys]
+    priority_span, since_span = (int(k.max()) + 1 for k in keys[1:])
+    packed = (keys[0] * priority_span + keys[1]) * since_span + keys[2]
+    order = stable_order(tie)
+    return order[np.argsort(packed[order], kind="stable")]
 
 
 class Facility(mesa.Agent):

@@ -247,8 +247,8 @@ def test_admit_result_does_not_depend_on_applicant_order():
 
 @pytest.mark.parametrize("seed", range(5))
 def test_admission_order_is_the_lexsort(seed: int) -> None:
-    """The packed-key order equals np.lexsort on integer keys with many ties (and with float
-    keys, which take the lexsort itself)."""
+    """The packed-key order equals np.lexsort, with many ties, for integer keys and for whole
+    numbers held as floats."""
     rng = np.random.default_rng(seed)
     n = 3000
     facility, priority = rng.integers(0, 40, n), rng.integers(0, 4, n).astype(np.int8)
