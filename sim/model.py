@@ -19,7 +19,7 @@ import pandas as pd
 from sim.agents import Family, Resident
 from sim.calendar import decimal_year, month_index
 from sim.care import care_month
-from sim.demography import entrants_per_month, hazard_for_year
+from sim.demography import hazard_for_year
 from sim.facilities import (
     CENTRE,
     DAY_URBAN,
@@ -45,6 +45,7 @@ from sim.population import (
     Population,
     add_entrants,
     district_elderly_weights,
+    expected_entrant_rows,
     fill_entrants,
     synthesise,
 )
@@ -170,10 +171,8 @@ class CareModel(mesa.Model):
     def _entrants_due(self, month: int) -> tuple[int, float]:
         """Deterministic count of entrant rows in `month` (the carried sum of expected entrants,
         floored) and the new carried sum."""
-        expected = entrants_per_month(
-            decimal_year(month), self.params.demography.entrant_share_of_china
-        )
-        carried = self._entrants_expected + expected / self.scale
+        expected = expected_entrant_rows(self.params.demography, self.scale, month)
+        carried = self._entrants_expected + expected
         return int(carried) - int(self._entrants_expected), carried
 
     def _add_entrants(self, pop: Population, n: int, month: int) -> None:

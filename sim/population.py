@@ -398,9 +398,13 @@ def _capacity(n: int, demography: DemographyParams, scale: float) -> int:
     """Rows for the `n` initial residents and the entrants expected in the plan period
     (PLAN_MONTHS), with 5% to spare: a run to 2035-12 then never grows the columns, each growth
     copying all of them (~70 ms at full city, on the main thread). Longer runs grow as needed."""
-    share = demography.entrant_share_of_china
-    entrants = sum(entrants_per_month(decimal_year(m), share) for m in range(PLAN_MONTHS)) / scale
+    entrants = sum(expected_entrant_rows(demography, scale, m) for m in range(PLAN_MONTHS))
     return int((n + entrants) * 1.05) + 1024
+
+
+def expected_entrant_rows(demography: DemographyParams, scale: float, month: int) -> float:
+    """Rows of residents expected to turn 60 in `month` (one row per `scale` persons)."""
+    return entrants_per_month(decimal_year(month), demography.entrant_share_of_china) / scale
 
 
 def add_entrants(
