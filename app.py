@@ -15,7 +15,7 @@ import threading
 
 import solara
 
-from sim.app_components import (
+from sim.app.components import (
     ALL_LEVERS,
     DEFAULT_SCALE,
     LONG_UNTIL,
@@ -42,7 +42,7 @@ from sim.app_components import (
     time_series_figure,
     warm_up,
 )
-from sim.i18n import DEFAULT_LANG, tr
+from sim.app.i18n import DEFAULT_LANG, tr
 
 DEFAULT_REPLICATIONS = int(os.environ.get("ELDERCARE_APP_REPLICATIONS", "3"))
 LANG_LABELS = {"zh": "中文", "en": "English"}
@@ -79,7 +79,7 @@ def Page():
     def work(cancel: threading.Event):
         if req is None:
             return
-        from sim.app_components import run_replications
+        from sim.app.components import run_replications
 
         try:
             res = run_replications(

@@ -19,7 +19,7 @@ import numpy as np
 def prepared_model(month: str, scale: float, seed: int):
     """A population-only model whose next step is `month`, with last month's events cleared."""
     from sim import CareModel
-    from sim.calendar import month_index
+    from sim.engine.calendar import month_index
 
     model = CareModel(seed=seed, scale=scale, care=False)
     model.run_for(month_index(month))
@@ -29,8 +29,8 @@ def prepared_model(month: str, scale: float, seed: int):
 
 def time_kernel(model, repeat: int, alone: bool = False) -> list[float]:
     """Seconds per call of the kernel step, each on the same starting state."""
-    from sim.kernels import step_population
-    from sim.population import KERNEL_COLUMNS  # every column the kernel writes
+    from sim.population.columns import KERNEL_COLUMNS  # every column the kernel writes
+    from sim.population.kernel import step_population
 
     pop = model.pop
     saved = {name: getattr(pop, name).copy() for name in KERNEL_COLUMNS}

@@ -16,10 +16,10 @@ import argparse
 import time
 from collections import defaultdict
 
-import sim.care
-import sim.model
+import sim.care.month
+import sim.core.model
 from sim import CareModel
-from sim.calendar import month_index
+from sim.engine.calendar import month_index
 
 WALL: defaultdict[str, float] = defaultdict(float)
 CPU: defaultdict[str, float] = defaultdict(float)
@@ -46,11 +46,11 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    timed(sim.model, "care_month", "main: care month")
-    timed(sim.model._MonthAhead, "__init__", "main: next month's entrants")
-    timed(sim.model._MonthAhead, "result", "main: its kernel chunks, the wait, merge")
-    timed(sim.model._MonthAhead, "_run", "worker: its kernel chunks (with the copy)")
-    timed(sim.care, "_finish", "worker: delivery, per-person sums, reasons")
+    timed(sim.core.model, "care_month", "main: care month")
+    timed(sim.core.model._MonthAhead, "__init__", "main: next month's entrants")
+    timed(sim.core.model._MonthAhead, "result", "main: its kernel chunks, the wait, merge")
+    timed(sim.core.model._MonthAhead, "_run", "worker: its kernel chunks (with the copy)")
+    timed(sim.care.month, "_finish", "worker: delivery, per-person sums, reasons")
     model = CareModel(seed=args.seed, scale=args.scale)
     model.run_until(month_index(args.start))
     WALL.clear()

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from sim.calibrate import (
+    from sim.experiments.calibrate import (
         CalibrationError,
         abc_posterior,
         fit,
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         replicate,
         report,
     )
-    from sim.params import Params
+    from sim.params.sections import Params
 
     log_file = (args.out / "calibrate.log").open("a", encoding="utf-8")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.calendar import month_index
-from sim.metrics import PLAN_TARGETS
+from sim.engine.calendar import month_index
+from sim.kpis.frame import PLAN_TARGETS
 
 SUMMARY_COLUMNS = [
     "residents_60plus",
@@ -97,9 +97,15 @@ def _summary(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sim import report
-    from sim.results import atomic_dir, check_writable, manifest, simulate, write_json_atomic
-    from sim.scenario import load_scenario
+    from sim.experiments import report
+    from sim.experiments.results import (
+        atomic_dir,
+        check_writable,
+        manifest,
+        simulate,
+        write_json_atomic,
+    )
+    from sim.experiments.scenario import load_scenario
 
     sc = load_scenario(args.scenario)
     seed = sc.seed if args.seed is None else args.seed
@@ -122,11 +128,11 @@ def _run(args: argparse.Namespace) -> int:
 
 # -- batch ---------------------------------------------------------------------------------------
 def _batch(args: argparse.Namespace) -> int:
-    from sim.batch import load_batch, make_executor, run_batch
+    from sim.experiments.batch import load_batch, make_executor, run_batch
 
     spec = load_batch(args.batch)
     t0 = time.perf_counter()
-    from sim.batch import prepare
+    from sim.experiments.batch import prepare
 
     prepare(spec, args.out)  # validate the folder before starting workers
     executor, close = make_executor(args.workers, args.dask)
@@ -209,7 +215,7 @@ def compare_frames(
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from sim.results import load_runs
+    from sim.experiments.results import load_runs
 
     frames = []
     for folder in (args.a, args.b):
@@ -245,22 +251,22 @@ def _compare(args: argparse.Namespace) -> int:
 
 # -- sensitivity ---------------------------------------------------------------------------------
 def _sensitivity(args: argparse.Namespace) -> int:
-    from sim.batch import make_executor, sensitivity, sensitivity_chart
-    from sim.results import atomic_dir, check_writable, code_version, write_json_atomic
-    from sim.scenario import ScenarioError, load_scenario
+    from sim.experiments.batch import make_executor, sensitivity, sensitivity_chart
+    from sim.experiments.results import atomic_dir, check_writable, code_version, write_json_atomic
+    from sim.experiments.scenario import ScenarioError, load_scenario
 
     sc = load_scenario(args.scenario)
     levers = [s.strip() for s in args.levers.split(",") if s.strip()]
     kpis = [s.strip() for s in args.kpis.split(",") if s.strip()]
-    from sim.batch import lever_info
+    from sim.experiments.batch import lever_info
 
     for lv in levers:
         try:
             lever_info("--levers", "levers", lv, scalar=True)
         except ScenarioError as err:
             raise UsageError(f"sensitivity: --levers: {lv}: {err.message}") from None
-    from sim.report import CITY  # noqa: F401  (keeps matplotlib Agg set up before workers)
-    from sim.results import KEY_KPIS
+    from sim.experiments.report import CITY  # noqa: F401  (keeps matplotlib Agg set up before workers)
+    from sim.experiments.results import KEY_KPIS
 
     known = set(KEY_KPIS) | {
         "residents_60plus", "medical_need", "occupancy_public", "occupancy_medical",
@@ -313,7 +319,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
-    from sim.scenario import available, load_scenario
+    from sim.experiments.scenario import available, load_scenario
 
     for name in available():
         sc = load_scenario(name)
@@ -386,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sim.results import OutputError
-    from sim.scenario import ScenarioError
+    from sim.experiments.results import OutputError
+    from sim.experiments.scenario import ScenarioError
 
     try:
         args = build_parser().parse_args(argv)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from sim import CareModel
-from sim.agents import Family, Resident
-from sim.kernels import EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
+from sim.core.agents import Family, Resident
+from sim.population.kernel import EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
 
 
 @pytest.fixture(scope="module")

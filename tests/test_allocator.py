@@ -35,7 +35,7 @@ def _faults(setting: str) -> int:
 
 
 def test_settings_take_on_glibc() -> None:
-    from sim.allocator import keep_freed_memory
+    from sim.engine.allocator import keep_freed_memory
 
     assert keep_freed_memory()
 

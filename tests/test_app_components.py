@@ -13,9 +13,9 @@ import solara
 
 os.environ.setdefault("ELDERCARE_APP_WARMUP", "0")
 
-from sim import app_components as ac
-from sim.i18n import LABELS, district_label, tr
-from sim.params import Params
+from sim.app import components as ac
+from sim.app.i18n import LABELS, district_label, tr
+from sim.params.sections import Params
 
 
 def _classes(widget) -> str:
@@ -91,7 +91,7 @@ def test_settings_toml_is_a_loadable_scenario():
     assert data["seed"] == 7 and data["until"] == "2020-12"
     assert sum(data["params"]["policy"]["private_beds_added"]) == 20000 - 3224
     try:
-        from sim.scenario import loads_scenario
+        from sim.experiments.scenario import loads_scenario
     except ImportError:
         return
     sc = loads_scenario(text)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.assessment import assess
-from sim.policy_params import PolicyParams
-from sim.population import Population
+from sim.care.assessment import assess
+from sim.params.policy import PolicyParams
+from sim.population.columns import Population
 
 
 @pytest.mark.parametrize(

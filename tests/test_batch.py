@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.batch import load_batch, make_executor, run_batch
 from sim.cli import main
-from sim.scenario import ScenarioError
+from sim.experiments.batch import load_batch, make_executor, run_batch
+from sim.experiments.scenario import ScenarioError
 
 BATCH = """
 name = "tiny"

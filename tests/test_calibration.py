@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.calibrate import (
+from sim.experiments.calibrate import (
     STAGES,
     abc_posterior,
     fit,
@@ -19,8 +19,8 @@ from sim.calibrate import (
     report,
     statistics,
 )
-from sim.fitted import FITTED_PATH
-from sim.params import Params
+from sim.params.fitted import FITTED_PATH
+from sim.params.sections import Params
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ROOT / "calibration" / "targets.csv"
@@ -51,7 +51,7 @@ def test_fitted_file_loads_by_default_with_provenance() -> None:
 
 
 def test_fitted_file_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sim import fitted
+    from sim.params import fitted
 
     bad = tmp_path / "fitted.toml"
     bad.write_text("[params.demography]\nmortality_scale = 9.0\n", encoding="utf-8")

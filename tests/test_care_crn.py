@@ -18,11 +18,11 @@ import copy
 import numpy as np
 import pytest
 
-from sim.calendar import month_index
-from sim.facilities import CENTRE, DAY_URBAN, KIND_NAMES, PRIVATE, PUBLIC
-from sim.metrics import CITY
-from sim.model import CareModel
-from sim.params import Params
+from sim.care.facilities import CENTRE, DAY_URBAN, KIND_NAMES, PRIVATE, PUBLIC
+from sim.core.model import CareModel
+from sim.engine.calendar import month_index
+from sim.kpis.frame import CITY
+from sim.params.sections import Params
 
 SCALE = 100
 SEEDS = (1, 2, 3)

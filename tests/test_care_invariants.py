@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sim.care
-import sim.delivery
-from sim.facilities import PUBLIC, RESIDENTIAL
-from sim.metrics import CITY
-from sim.model import CareModel
-from sim.services import dispatch
+import sim.care.delivery
+import sim.care.month
+from sim.care.facilities import PUBLIC, RESIDENTIAL
+from sim.care.teams import dispatch
+from sim.core.model import CareModel
+from sim.kpis.frame import CITY
 
 SCALE = 50
 MONTHS = 36
@@ -48,10 +48,10 @@ KPI_COLUMNS = [
     "unmet_care_hours",
     "family_care_hours",
     "carers_overloaded",
-    *(f"spending_{s}" for s in sim.delivery.SPENDING),
+    *(f"spending_{s}" for s in sim.care.delivery.SPENDING),
     "spending_total",
-    *(f"unmet_reason_{r}" for r in sim.care.REASONS),
-    *(f"empty_reason_{r}" for r in sim.care.REASONS),
+    *(f"unmet_reason_{r}" for r in sim.care.month.REASONS),
+    *(f"empty_reason_{r}" for r in sim.care.month.REASONS),
 ]
 
 
@@ -86,7 +86,7 @@ def _check(model: CareModel, n0: int, entrant_rows: int) -> dict[str, int]:
 def run():
     """Step the model month by month, recording invariant violations and every admission."""
     calls = []
-    real_admit = sim.care.admit
+    real_admit = sim.care.month.admit
 
     def recording_admit(table, month, rows, target, priority, since, seed):
         needy = model.needy_rows  # the applicants are found without a pass over them: check it
@@ -111,7 +111,7 @@ def run():
     entrant_rows = 0
     violations = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim.care, "admit", recording_admit)
+        mp.setattr(sim.care.month, "admit", recording_admit)
         for _ in range(MONTHS):
             before = model.pop.size
             model.step()

@@ -1,4 +1,4 @@
-"""The admission queue (sim.facilities.admit) against queueing theory and its priority rules.
+"""The admission queue (sim.care.facilities.admit) against queueing theory and its priority rules.
 
 The M/M/c comparison runs `admit` on a hand-built FacilityTable of K independent identical homes
 (c beds each) in discrete time by *uniformisation*: with the constant clock rate
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.facilities import PRIVATE, PUBLIC, FacilityTable, _admission_order, admit
+from sim.care.facilities import PRIVATE, PUBLIC, FacilityTable, _admission_order, admit
 
 
 def erlang_c(c: int, a: float) -> float:
@@ -200,7 +200,7 @@ def test_admit_is_priority_then_fifo_and_fills_free_places(n_fac, n_app, seed, m
     rows = rng.choice(100_000, n_app, replace=False)
     facility = rng.integers(0, n_fac, n_app)
     income = rng.integers(0, 5, n_app)
-    priority = np.minimum(income, 3)  # as sim.care does for public homes
+    priority = np.minimum(income, 3)  # as sim.care.month does for public homes
     since = month - rng.integers(0, 30, n_app)
     ok = admit(table, month, rows, facility, priority, since, seed % 1000)
     assert ok.shape == (n_app,)

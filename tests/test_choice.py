@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.agents import Family
-from sim.choice import (
+from sim.care.choice import (
     N_OPTIONS,
     OPTION_KIND,
     PREFERENCE,
@@ -22,11 +21,12 @@ from sim.choice import (
     reason_tallies,
     utilities,
 )
-from sim.facilities import CENTRE, DAY_URBAN, PUBLIC
-from sim.families import CHILD_NONE, family_care_capacity
-from sim.model import CareModel
-from sim.resident_columns import gather
-from sim.rng import Stream, uniforms
+from sim.care.facilities import CENTRE, DAY_URBAN, PUBLIC
+from sim.care.gather import gather
+from sim.core.agents import Family
+from sim.core.model import CareModel
+from sim.engine.rng import Stream, uniforms
+from sim.population.families import CHILD_NONE, family_care_capacity
 
 SCALE = 50
 N_SEEDS = 20

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim import report
 from sim.cli import main
-from sim.params import Params
+from sim.experiments import report
+from sim.params.sections import Params
 
 
 def _fails(argv: list[str], capsys, *needles: str) -> str:

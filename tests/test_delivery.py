@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sim import CareModel
-from sim.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME
-from sim.delivery import (
+from sim.care.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME
+from sim.care.delivery import (
     IDX,
     KIND_SUM,
     _new_care,
@@ -18,9 +18,9 @@ from sim.delivery import (
     _receive,
     deliver_and_measure,
 )
-from sim.facilities import PUBLIC
-from sim.families import CHILD_CORESIDENT, NO_SPOUSE, family_care_capacity
-from sim.resident_columns import Residents, gather
+from sim.care.facilities import PUBLIC
+from sim.care.gather import Residents, gather
+from sim.population.families import CHILD_CORESIDENT, NO_SPOUSE, family_care_capacity
 
 
 @pytest.fixture(scope="module")

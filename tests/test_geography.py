@@ -1,4 +1,4 @@
-"""Tests for sim.geography: allocations, point placement, determinism, GeoJSON, distances."""
+"""Tests for sim.population.geography: allocations, points, determinism, GeoJSON, distances."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim import geography as geo
+from sim.population import geography as geo
 
 
 @pytest.fixture(scope="module")

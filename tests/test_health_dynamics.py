@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sim.calendar import decimal_year
-from sim.demography import AGE_MIN, N_AGES, initial_age_shares
-from sim.health import N_STATES, target_prevalence
-from sim.model import CareModel, medical_onset_rates
-from sim.params import Params
+from sim.core.model import CareModel, medical_onset_rates
+from sim.engine.calendar import decimal_year
+from sim.params.sections import Params
+from sim.population.demography import AGE_MIN, N_AGES, initial_age_shares
+from sim.population.health import N_STATES, target_prevalence
 
 Z_MAX = 5.0
 SCALE = 5  # ~128k rows

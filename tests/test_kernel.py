@@ -15,9 +15,12 @@ import numba
 import numpy as np
 import pytest
 
-from sim.demography import N_AGES
-from sim.health import N_STATES
-from sim.kernels import (
+from sim.core.model import CareModel
+from sim.engine.rng import Stream, uniforms
+from sim.population.columns import KERNEL_COLUMNS
+from sim.population.demography import N_AGES
+from sim.population.health import N_STATES
+from sim.population.kernel import (
     C_60,
     C_65,
     C_80,
@@ -40,9 +43,6 @@ from sim.kernels import (
     month_kernel,
     step_population,
 )
-from sim.model import CareModel
-from sim.population import KERNEL_COLUMNS
-from sim.rng import Stream, uniforms
 
 SCALE = 100  # ~24k rows: a few hundred per chunk
 MONTHS = 3
@@ -188,7 +188,7 @@ def months() -> list[dict]:
 
     model = CareModel(seed=3, scale=SCALE, care=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sim.model.step_population", recorder)
+        patch.setattr("sim.core.model.step_population", recorder)
         model.run_for(MONTHS)
     return recorded
 

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.care
-import sim.model
-import sim.population
-from sim.kernels import N_CHUNKS
-from sim.model import CareModel
-from sim.population import COLUMNS
+import sim.care.month
+import sim.core.model
+import sim.population.columns
+from sim.core.model import CareModel
+from sim.population.columns import COLUMNS
+from sim.population.kernel import N_CHUNKS
 
 SCALE, SEED, MONTHS = 20, 4, 30
 
@@ -48,7 +48,7 @@ def stepped() -> CareModel:
 
 def test_run_until_equals_stepping(stepped: CareModel) -> None:
     ahead_runs = []
-    original = sim.model._MonthAhead.__init__
+    original = sim.core.model._MonthAhead.__init__
 
     def counted(self, model, *args):
         ahead_runs.append(model.month)
@@ -56,7 +56,7 @@ def test_run_until_equals_stepping(stepped: CareModel) -> None:
 
     model = CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.model._MonthAhead, "__init__", counted)
+        patch.setattr(sim.core.model._MonthAhead, "__init__", counted)
         model.run_until(MONTHS // 2)  # two runs: the first leaves no month ahead behind
         model.run_until(MONTHS)
     assert len(ahead_runs) == MONTHS - 2  # every month but the last of each run ran ahead
@@ -69,7 +69,7 @@ def test_columns_grown_mid_run_give_the_same_result(stepped: CareModel) -> None:
     test's months by a population built with room for its first residents and a few months
     of entrants only."""
     grown = []
-    reserve = sim.population.Population.reserve
+    reserve = sim.population.columns.Population.reserve
 
     def recorded(self, n):
         capacity = self.capacity
@@ -77,8 +77,8 @@ def test_columns_grown_mid_run_give_the_same_result(stepped: CareModel) -> None:
         grown.append(self.capacity > capacity)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.population, "_capacity", lambda n, demography, scale: n + 4000)
-        patch.setattr(sim.population.Population, "reserve", recorded)
+        patch.setattr(sim.population.columns, "_capacity", lambda n, demography, scale: n + 4000)
+        patch.setattr(sim.population.columns.Population, "reserve", recorded)
         model = CareModel(seed=SEED, scale=SCALE)
         model.run_until(MONTHS)
     assert any(grown) and not any(grown[:3])  # grown in a month ahead, not while built
@@ -95,7 +95,7 @@ def test_a_failing_month_leaves_no_thread() -> None:
     """An error in this month's care stops the run; the month ahead's thread is joined and its
     work dropped, so the model is left as stepping one month at a time leaves it."""
     failing_month = 5
-    original = sim.model.care_month
+    original = sim.core.model.care_month
 
     def care_month(model):
         if model.month == failing_month:
@@ -105,7 +105,7 @@ def test_a_failing_month_leaves_no_thread() -> None:
     threads_before = threading.active_count()
     ahead, stepped = CareModel(seed=SEED, scale=SCALE), CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.model, "care_month", care_month)
+        patch.setattr(sim.core.model, "care_month", care_month)
         with pytest.raises(RuntimeError, match="care failed"):
             ahead.run_until(MONTHS)
         with pytest.raises(RuntimeError, match="care failed"):
@@ -132,7 +132,7 @@ def test_an_error_on_the_worker_reaches_the_caller() -> None:
 
     model = CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.care, "_finish", finish)
+        patch.setattr(sim.care.month, "_finish", finish)
         with pytest.raises(RuntimeError, match="tally failed"):
             model.run_until(3)
     assert model._worker is None and model._finishing == []
@@ -144,7 +144,10 @@ def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
     worker. The results stay those of stepping."""
     extra_entrants = 60  # a month, at scale 500 (~1,400 rows, ~22 rows a chunk)
     entrants_due = CareModel._entrants_due
-    original_init, original_run = sim.model._MonthAhead.__init__, sim.model._MonthAhead._run
+    original_init, original_run = (
+        sim.core.model._MonthAhead.__init__,
+        sim.core.model._MonthAhead._run,
+    )
     spans, caller_ran = [], []
 
     def more_entrants(self, month):
@@ -173,8 +176,8 @@ def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(CareModel, "_entrants_due", more_entrants)
-        patch.setattr(sim.model._MonthAhead, "__init__", checked_init)
-        patch.setattr(sim.model._MonthAhead, "_run", late_run)
+        patch.setattr(sim.core.model._MonthAhead, "__init__", checked_init)
+        patch.setattr(sim.core.model._MonthAhead, "_run", late_run)
         ahead, stepped = CareModel(seed=SEED, scale=500), CareModel(seed=SEED, scale=500)
         ahead.run_until(12)
         for _ in range(12):

@@ -1,4 +1,4 @@
-"""Numba's cache is keyed on the whole package's source (sim/numba_cache.py)."""
+"""Numba's cache is keyed on the whole package's source (sim/engine/numba_cache.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numba
 
 import sim  # noqa: F401  (sets the cache directory)
-from sim.numba_cache import MIN_AGE_S, PACKAGE, PREFIX, _prune, source_digest
+from sim.engine.numba_cache import MIN_AGE_S, PACKAGE, PREFIX, _prune, source_digest
 
 
 def test_cache_directory_is_that_of_this_code_version() -> None:
@@ -23,7 +23,7 @@ def test_digest_changes_with_any_module(tmp_path: Path) -> None:
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     before = source_digest(copy)
     assert before == source_digest(PACKAGE)
-    with (copy / "rng.py").open("a") as f:  # a module whose functions other kernels inline
+    with (copy / "engine" / "rng.py").open("a") as f:  # inlined into other kernels
         f.write("\n# edited\n")
     assert source_digest(copy) != before
 

@@ -1,4 +1,4 @@
-"""Tests for sim.params / sim.paramtools: defaults, override validation, declared ranges."""
+"""Tests for sim.params: defaults, override validation, declared ranges."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from sim.params import Params
-from sim.paramtools import ParamError, ParamInfo
+from sim.params.declare import ParamError, ParamInfo
+from sim.params.sections import Params
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,18 @@ import pandas as pd
 import pytest
 from scipy.stats import poisson
 
-from sim.calendar import month_index
-from sim.families import (
+from sim.core.model import CareModel
+from sim.engine.calendar import month_index
+from sim.engine.rng import Stream, categorical, uniforms
+from sim.kpis.frame import CITY, POPULATION_COLUMNS
+from sim.params.sections import Params
+from sim.population.columns import (
+    Population,
+    district_elderly_weights,
+    fill_new_rows,
+    new_row_draws,
+)
+from sim.population.families import (
     CHILD_CORESIDENT,
     CHILD_NONE,
     CHILD_SAME_DISTRICT,
@@ -21,19 +31,9 @@ from sim.families import (
     NO_SPOUSE,
     pair_spouses,
 )
-from sim.geography import load_geography
-from sim.health import build_tables
-from sim.kernels import EVENT_WIDOWED, N_COUNTS, stock_counts
-from sim.metrics import CITY, POPULATION_COLUMNS
-from sim.model import CareModel
-from sim.params import Params
-from sim.population import (
-    Population,
-    district_elderly_weights,
-    fill_new_rows,
-    new_row_draws,
-)
-from sim.rng import Stream, categorical, uniforms
+from sim.population.geography import load_geography
+from sim.population.health import build_tables
+from sim.population.kernel import EVENT_WIDOWED, N_COUNTS, stock_counts
 
 N_STOCK = 9  # columns C_60..C_MEDICAL of the stock
 COUNT_COLUMNS = list(POPULATION_COLUMNS)
@@ -359,7 +359,7 @@ def test_new_rows_equal_numpy_reference(
     household and income parameters; also when the rows are drawn in two halves on two threads
     (as the initial population is)."""
     if two_threads:
-        monkeypatch.setattr("sim.population._TWO_THREADS_FROM", 1)
+        monkeypatch.setattr("sim.population.columns._TWO_THREADS_FROM", 1)
     params = Params().with_overrides(
         {
             "households": {"childless_share": 0.08, "mean_children_by_age": [1.0, 2, 3, 4, 5, 6]},
@@ -493,7 +493,7 @@ def _model_with_cap(cap: float) -> CareModel:
 @pytest.mark.parametrize("cap", [0.5, 0.8, 2.0])
 def test_max_hazard_caps_the_extrapolated_hazard(cap: float) -> None:
     """`demography.max_hazard` caps the hazard extrapolated past the 100+ group, nothing else."""
-    from sim.demography import hazard_for_year
+    from sim.population.demography import hazard_for_year
 
     capped, free = hazard_for_year(2030.5, cap), hazard_for_year(2030.5, np.inf)
     assert capped.max() <= cap * (1 + 1e-12)  # each WPP period is capped, then interpolated

@@ -1,11 +1,11 @@
-"""Tests for sim.rng: keyed uniforms (against a numpy version), their distribution, independence."""
+"""Tests for sim.engine.rng: keyed uniforms (against numpy), their distribution, independence."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sim.rng import (
+from sim.engine.rng import (
     Stream,
     categorical,
     cumulative_shares,

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.params import Params
-from sim.results import simulate
-from sim.scenario import (
+from sim.experiments.results import simulate
+from sim.experiments.scenario import (
     SCENARIO_DIR,
     ScenarioError,
     available,
@@ -19,6 +18,7 @@ from sim.scenario import (
     loads_scenario,
     scenario_from_dict,
 )
+from sim.params.sections import Params
 
 SHIPPED = (
     "plan_2016_2020",

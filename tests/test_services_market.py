@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.facilities import CENTRE, DAY_RURAL, DAY_URBAN, RESIDENTIAL
-from sim.model import CareModel
-from sim.rng import Stream, uniforms
-from sim.services import _TIE_BINS, dispatch
+from sim.care.facilities import CENTRE, DAY_RURAL, DAY_URBAN, RESIDENTIAL
+from sim.care.teams import _TIE_BINS, dispatch
+from sim.core.model import CareModel
+from sim.engine.rng import Stream, uniforms
 
 SCALE = 50
 

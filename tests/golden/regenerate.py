@@ -25,7 +25,7 @@ def golden_path(seed: int) -> Path:
 def golden_metrics(seed: int) -> pd.DataFrame:
     """The metrics the golden file of `seed` records, computed by the current code."""
     from sim import CareModel
-    from sim.scenario import load_scenario
+    from sim.experiments.scenario import load_scenario
 
     model = CareModel(seed=seed, scale=SCALE, params=load_scenario(SCENARIO).params)
     model.run_until(UNTIL)

@@ -1,0 +1,561 @@
+"""Care-arrangement choice: options, eligibility, multinomial-logit utilities, binding reasons.
+
+Materialised residents (with their family) choose among the arrangements they may use:
+0 family care only, 1 home services, 2 community / day care, 3 public home, 4 private home,
+5 integrated medical-care bed. `option_features` computes, for many residents at once, what each
+option would mean for them (availability, net price against budget, distance, expected wait,
+medical capability); `choose` draws the choice with a keyed uniform; `binding_reasons` says why a
+dependent without formal care does not use the option that suits them best.
+
+Tens of thousands of residents decide each month and the diagnostics revisit every dependent, so
+the arithmetic is compiled (numba), row by row, and shared by all of these: what an option means
+that depends only on where a resident lives (the facility they would use, its distance, expected
+wait, free place and medical capability) is tabled per neighbourhood (`_places`); the residents'
+columns are gathered once (`resident_columns.gather`); `_features_row` adds what depends on the
+person (need, budget, net prices, eligibility for home services), `_person` and `_utility` score
+the options and `_reason` names the first binding reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from sim.care.facilities import MEDICAL, PRIVATE, PUBLIC
+from sim.care.gather import Residents, gather, prefetch_resident
+from sim.engine.jit import AHEAD, kernel, row_function
+from sim.engine.rng import Stream, keyed_uniform
+from sim.population.kernel import NEED_LEVEL
+
+if TYPE_CHECKING:
+    from sim.core.model import CareModel
+
+FAMILY, HOME, COMMUNITY, PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED = range(6)
+N_OPTIONS = 6
+RESIDENTIAL_OPTIONS = (PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED)
+OPTION_KIND = {PUBLIC_HOME: PUBLIC, PRIVATE_HOME: PRIVATE, MEDICAL_BED: MEDICAL}
+REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
+NOT_ELIGIBLE, NO_VACANCY, DISTANCE, PRICE, NO_MEDICAL, PREFERENCE = range(6)
+_RESIDENTIAL_KINDS = tuple(OPTION_KIND[option] for option in RESIDENTIAL_OPTIONS)
+_CHOICE = int(Stream.CHOICE)
+# Bounds of the Gumbel draw -log(-log(e)) for e in bucket b = floor(e * 64), i.e. for
+# b / 64 <= e < (b + 1) / 64, with a margin far above the logarithms' rounding: an upper bound
+# (the top bucket has none) and a lower one (the bottom bucket has none).
+_GUMBEL_BUCKETS = 64
+_GUMBEL_EDGES = -np.log(-np.log(np.arange(1, _GUMBEL_BUCKETS) / _GUMBEL_BUCKETS))
+_GUMBEL_BOUND = np.append(_GUMBEL_EDGES + 1e-9, np.inf)
+_GUMBEL_FLOOR = np.append(-np.inf, _GUMBEL_EDGES - 1e-9)
+
+
+@dataclass
+class OptionFeatures:
+    """What each option means for each resident: arrays [n, 6] (or [n])."""
+
+    rows: np.ndarray
+    need_hours: np.ndarray
+    family_hours: np.ndarray  # capacity
+    budget: np.ndarray
+    available: np.ndarray
+    vacancy: np.ndarray  # a place is free now (or a short queue)
+    net_price: np.ndarray
+    km: np.ndarray
+    wait: np.ndarray
+    capable: np.ndarray  # medically capable
+    facility: np.ndarray  # facility the resident would use (-1 none)
+
+
+class _Options(NamedTuple):
+    """OptionFeatures' arrays (all but `rows`) in the form the kernels take."""
+
+    need: np.ndarray
+    family: np.ndarray
+    budget: np.ndarray
+    available: np.ndarray
+    vacancy: np.ndarray
+    net: np.ndarray
+    km: np.ndarray
+    wait: np.ndarray
+    capable: np.ndarray
+    facility: np.ndarray
+
+
+class _Places(NamedTuple):
+    """Options by neighbourhood [n_neighbourhoods, 6]: what does not depend on the person.
+
+    Home services' availability is per person (set by `_features_row`); their medical capability
+    is the same everywhere.
+    """
+
+    available: np.ndarray
+    vacancy: np.ndarray
+    km: np.ndarray
+    wait: np.ndarray
+    capable: np.ndarray
+    facility: np.ndarray
+    price: np.ndarray  # [6] list price of each residential option (yuan/month)
+
+
+class _Logit(NamedTuple):
+    """Utility coefficients (sim.params.choice.ChoiceParams) and day care's hours."""
+
+    constants: np.ndarray
+    need_gap: float
+    dependency_institution: float
+    medical_capable: float
+    living_alone_institution: float
+    price_per_1000: float
+    unaffordable: float
+    distance_per_km: float
+    wait_per_month: float
+    day_care_hours: float
+
+
+class _Scene(NamedTuple):
+    """This month's options and parameters, in the flat form numba takes."""
+
+    places: _Places
+    logit: _Logit
+    need_by_state: np.ndarray  # care hours per month by health state
+    urban_income: np.ndarray  # by income class
+    rural_income: np.ndarray
+    support_share: float
+    voucher_amount: float
+    home_open: np.ndarray  # by district: service teams exist
+    home_hour_price: float
+    day_care_price: float
+    budget_floor: float  # lowest budget counted in affordability (yuan/month)
+    too_far_km: float  # beyond this a facility is out of reach in the diagnostics
+
+
+class _Person(NamedTuple):
+    """The utility terms of one resident that do not depend on the option."""
+
+    gap_share: float  # share of the need the family cannot cover
+    day_cover: float  # share of the need day care covers
+    residential: float  # extra pull of residential options
+    medical: bool  # medical need
+    closed: bool  # no care or medical need: only family care
+
+
+def _scene(model: CareModel) -> _Scene:
+    """This month's scene (build it again once places change)."""
+    p = model.params
+    m, c = p.money, p.choice
+    logit = _Logit(
+        np.asarray(c.constants, dtype=np.float64),
+        float(c.need_gap),
+        float(c.dependency_institution),
+        float(c.medical_capable),
+        float(c.living_alone_institution),
+        float(c.price_per_1000),
+        float(c.unaffordable),
+        float(c.distance_per_km),
+        float(c.wait_per_month),
+        float(p.services.day_care_hours),
+    )
+    return _Scene(
+        _places(model),
+        logit,
+        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
+        np.asarray(m.urban_income, dtype=np.float64),
+        np.asarray(m.rural_income, dtype=np.float64),
+        float(m.family_support_share),
+        float(p.policy.voucher_amount),
+        model.team_hours_by_district() > 0,
+        float(m.price_home_care_hour),
+        float(m.price_day_care),
+        float(m.budget_floor),
+        float(c.too_far_km),
+    )
+
+
+def _places(model: CareModel) -> _Places:
+    """The community centre covering each neighbourhood and the facility of each residential kind
+    its residents would apply to (market.pick), with their free places, waits and capability."""
+    n = len(model.geo.neighbourhoods)
+    fac, market = model.facilities, model.market
+    medical_now = model.facility_medical_capable()
+    facility = np.full((n, N_OPTIONS), -1, dtype=np.int64)
+    vacancy = np.ones((n, N_OPTIONS), dtype=bool)
+    km = np.zeros((n, N_OPTIONS))
+    wait = np.zeros((n, N_OPTIONS))
+    capable = np.zeros((n, N_OPTIONS), dtype=bool)
+    price = np.zeros(N_OPTIONS)
+
+    centre = model.covering_centre()
+    facility[:, COMMUNITY] = centre
+    free_places = fac.capacity_rows - fac.occupancy
+    vacancy[:, COMMUNITY] = (centre >= 0) & (free_places[np.maximum(centre, 0)] > 0)
+    capable[:, HOME] = model.params.services.medical_staff_share > 0
+    prices = model.prices()
+    for option, kind in OPTION_KIND.items():
+        f, distance = market.pick(kind, np.arange(n))
+        ok = f >= 0
+        fi = np.maximum(f, 0)
+        facility[:, option] = f
+        km[:, option] = distance
+        wait[:, option] = np.where(ok, market.wait[fi], 0.0)
+        vacancy[:, option] = ok & (market.free[fi] - market.queue[fi] > 0)
+        capable[:, option] = ok & medical_now[fi]
+        price[option] = prices[kind]
+    available = facility >= 0
+    available[:, FAMILY] = True
+    return _Places(available, vacancy, km, wait, capable, facility, price)
+
+
+def _new_options(n: int) -> _Options:
+    """Uninitialised option arrays for `n` residents (the kernels fill every entry)."""
+    return _Options(
+        np.empty(n),
+        np.empty(n),
+        np.empty(n),
+        np.empty((n, N_OPTIONS), dtype=np.bool_),
+        np.empty((n, N_OPTIONS), dtype=np.bool_),
+        np.empty((n, N_OPTIONS)),
+        np.empty((n, N_OPTIONS)),
+        np.empty((n, N_OPTIONS)),
+        np.empty((n, N_OPTIONS), dtype=np.bool_),
+        np.empty((n, N_OPTIONS), dtype=np.int64),
+    )
+
+
+def _options(f: OptionFeatures) -> _Options:
+    return _Options(
+        f.need_hours,
+        f.family_hours,
+        f.budget,
+        f.available,
+        f.vacancy,
+        f.net_price,
+        f.km,
+        f.wait,
+        f.capable,
+        f.facility,
+    )
+
+
+@row_function
+def _features_row(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> None:
+    """Fill entry `ko` of the option arrays for resident `k`."""
+    pl = s.places
+    nb = np.uintp(r.neigh[k])
+    for j in range(N_OPTIONS):
+        o.available[ko, j] = pl.available[nb, j]
+        o.vacancy[ko, j] = pl.vacancy[nb, j]
+        o.net[ko, j] = pl.price[j]
+        o.km[ko, j] = pl.km[nb, j]
+        o.wait[ko, j] = pl.wait[nb, j]
+        o.capable[ko, j] = pl.capable[nb, j]
+        o.facility[ko, j] = pl.facility[nb, j]
+    need, family = s.need_by_state[np.uintp(r.health[k])], r.family[k]
+    voucher = s.voucher_amount if r.voucher[k] else 0.0
+    o.need[ko], o.family[ko], o.budget[ko] = need, family, _budget(s, r, k)
+    o.available[ko, HOME] = r.urban[k] and s.home_open[np.uintp(r.district[k])]
+    o.net[ko, HOME] = max(max(need - family, 0.0) * s.home_hour_price - voucher, 0.0)
+    o.net[ko, COMMUNITY] = max(s.day_care_price - voucher, 0.0)
+    o.net[ko, PUBLIC_HOME] = _residential_price(s, r, k, PUBLIC_HOME)
+
+
+@row_function
+def _budget(s: _Scene, r: Residents, k: int) -> float:
+    """What resident k can pay a month: income with family support, at least the floor."""
+    income_class = np.uintp(r.income[k])
+    income = s.urban_income[income_class] if r.urban[k] else s.rural_income[income_class]
+    return max(income * (1 + s.support_share * min(r.n_children[k], 2)), s.budget_floor)
+
+
+@row_function
+def _residential_price(s: _Scene, r: Residents, k: int, option: int) -> float:
+    """Resident k's price of a residential option: 三无/五保 residents pay no public-home fee."""
+    return 0.0 if option == PUBLIC_HOME and r.income[k] == 0 else s.places.price[option]
+
+
+@row_function
+def _person(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> _Person:
+    """Option-independent utility terms of resident `k` (options in entry `ko`)."""
+    c, level, need = s.logit, NEED_LEVEL[r.health[k]], o.need[ko]
+    gap_share = max(need - o.family[ko], 0.0) / max(need, 1e-9) if need > 0 else 0.0
+    day_cover = min(1.0, c.day_care_hours / max(need, 1.0))
+    alone = c.living_alone_institution * r.alone[k]
+    residential = c.dependency_institution * max(level - 1, 0) + alone
+    medical = r.medical[k]
+    return _Person(gap_share, day_cover, residential, medical, level == 0 and not medical)
+
+
+@row_function
+def _utility(
+    s: _Scene, o: _Options, ko: int, person: _Person, j: int, use_availability: bool
+) -> float:
+    """Logit utility of option `j` of entry `ko`: -inf if the option is closed to the person (no
+    need) or, if `use_availability`, unavailable."""
+    if (person.closed and j != FAMILY) or (use_availability and not o.available[ko, j]):
+        return -np.inf
+    if j == FAMILY:
+        return 0.0
+    c, net, budget = s.logit, o.net[ko, j], o.budget[ko]
+    cover = person.day_cover if j == COMMUNITY else 1.0
+    x = c.constants[j] + c.need_gap * person.gap_share * cover
+    if j >= PUBLIC_HOME:
+        x += person.residential
+    x += c.medical_capable * (person.medical and o.capable[ko, j])
+    x += c.price_per_1000 * net / 1000
+    x += c.unaffordable * max(net - budget, 0.0) / budget
+    return x + (c.distance_per_km * o.km[ko, j] + c.wait_per_month * o.wait[ko, j])
+
+
+@row_function
+def _reason(s: _Scene, o: _Options, ko: int, option: int, medical: bool) -> int:
+    """First binding reason why entry `ko` does not use `option` (PREFERENCE if none binds)."""
+    return _first_reason(
+        s, option, o.available[ko, option], o.vacancy[ko, option], o.km[ko, option],
+        o.net[ko, option] > o.budget[ko], medical and not o.capable[ko, option],
+    )  # fmt: skip
+
+
+@row_function
+def _first_reason(
+    s: _Scene, option: int, available: bool, vacancy: bool, km: float, too_dear: bool,
+    lacks_medical: bool,
+) -> int:  # fmt: skip
+    """The first of the reasons, in REASONS' order, that binds (PREFERENCE if none)."""
+    if not available and option in (HOME, COMMUNITY):
+        return NOT_ELIGIBLE
+    if not available or not vacancy:
+        return NO_VACANCY
+    if km > s.too_far_km:
+        return DISTANCE
+    if too_dear:
+        return PRICE
+    if lacks_medical:
+        return NO_MEDICAL
+    return PREFERENCE
+
+
+@row_function
+def _residential_reason(s: _Scene, r: Residents, k: int, option: int, budget: float) -> int:
+    """`_reason` for resident k and a residential option, read from their neighbourhood's
+    places directly (of a residential option only the price depends on the person)."""
+    pl, nb = s.places, np.uintp(r.neigh[k])
+    return _first_reason(
+        s, option, pl.available[nb, option], pl.vacancy[nb, option], pl.km[nb, option],
+        _residential_price(s, r, k, option) > budget,
+        r.medical[k] and not pl.capable[nb, option],
+    )  # fmt: skip
+
+
+@row_function
+def _binding_reason(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> int:
+    """Reason for resident `k`'s best formal option (highest utility ignoring availability)."""
+    person = _person(s, r, k, o, ko)
+    best, top = FAMILY, -np.inf
+    for j in range(FAMILY + 1, N_OPTIONS):
+        u = _utility(s, o, ko, person, j, False)
+        if u > top:
+            best, top = j, u
+    if best == FAMILY:  # every formal option is closed to them (no need)
+        return PREFERENCE
+    return _reason(s, o, ko, best, person.medical)
+
+
+@kernel
+def _fill_features(s: _Scene, r: Residents, o: _Options) -> None:
+    for k in range(o.need.size):
+        _features_row(s, r, k, o, k)
+
+
+@kernel
+def _fill_utilities(s: _Scene, r: Residents, o: _Options, u: np.ndarray) -> None:
+    for k in range(o.need.size):
+        person = _person(s, r, k, o, k)
+        for j in range(N_OPTIONS):
+            u[k, j] = _utility(s, o, k, person, j, True)
+
+
+@row_function
+def _gumbel(e: float) -> float:
+    return -np.log(-np.log(e + 1e-300))
+
+
+@row_function
+def _gumbel_max(
+    u: np.ndarray, key: int, seed: int, month: int, e: np.ndarray, bound: np.ndarray
+) -> int:
+    """The option with the largest utility plus Gumbel draw (the first on ties): the draw of
+    option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, month * 8 + j), so options
+    at -inf are never chosen. `e` and `bound` are scratch (length 6).
+
+    Exact but lazy: an option's uniform bounds its draw from above and below (`_GUMBEL_BOUND`,
+    `_GUMBEL_FLOOR`). The option with the highest upper bound wins outright, with no logarithm,
+    when its lower bound is above every other option's upper bound (most deciders); else it is
+    drawn first and the others only if their bound reaches the best so far.
+    """
+    for j in range(N_OPTIONS):
+        e[j] = keyed_uniform(seed, _CHOICE, key, month * 8 + j)
+        bound[j] = -np.inf
+        if u[j] > -np.inf:
+            bound[j] = u[j] + _GUMBEL_BOUND[np.uintp(e[j] * _GUMBEL_BUCKETS)]
+    first = FAMILY
+    for j in range(FAMILY + 1, N_OPTIONS):
+        first = j if bound[j] > bound[first] else first
+    runner_up = -np.inf
+    for j in range(N_OPTIONS):
+        if j != first:
+            runner_up = max(runner_up, bound[j])
+    if u[first] + _GUMBEL_FLOOR[np.uintp(e[first] * _GUMBEL_BUCKETS)] > runner_up:
+        return first
+    best, top = first, u[first] + _gumbel(e[first])
+    for j in range(N_OPTIONS):
+        if j != first and bound[j] >= top:
+            x = u[j] + _gumbel(e[j])
+            if x > top or (x == top and j < best):
+                best, top = j, x
+    return best
+
+
+@kernel
+def _choose(
+    s: _Scene, r: Residents, rows: np.ndarray, seed: int, month: int, choice: np.ndarray,
+    facility: np.ndarray, o: _Options, scratch: np.ndarray,
+) -> None:  # fmt: skip
+    """Each resident's choice and the facility of each of their options (see `choose`); `o`
+    holds one resident's features, `scratch` is [3, 6]: nothing else is written per resident."""
+    u, e, bound = scratch[0], scratch[1], scratch[2]
+    for k in range(rows.size):
+        _features_row(s, r, k, o, 0)
+        person = _person(s, r, k, o, 0)
+        for j in range(N_OPTIONS):
+            u[j] = _utility(s, o, 0, person, j, True)
+            facility[k, j] = o.facility[0, j]
+        choice[k] = _gumbel_max(u, rows[k], seed, month, e, bound)
+
+
+@kernel
+def _option_reasons(s: _Scene, r: Residents, o: _Options, option: int, out: np.ndarray) -> None:
+    for k in range(out.size):
+        out[k] = _reason(s, o, k, option, r.medical[k])
+
+
+@kernel
+def _binding_reasons(s: _Scene, r: Residents, o: _Options, out: np.ndarray) -> None:
+    for k in range(out.size):
+        out[k] = _binding_reason(s, r, k, o, k)
+
+
+@kernel
+def _reason_tallies(
+    s: _Scene, r: Residents, entries: np.ndarray, facility_kind: np.ndarray, unmet: np.ndarray,
+    o: _Options, binding: np.ndarray, residential: np.ndarray,
+) -> None:  # fmt: skip
+    """See `reason_tallies`; `facility_kind` is the kind of each facility, `o` scratch for one
+    resident."""
+    for e in range(entries.size):
+        if e + AHEAD < entries.size:
+            prefetch_resident(r, np.uintp(entries[e + AHEAD]))
+        k = entries[e]
+        f = r.facility[k]
+        kind = facility_kind[np.uintp(f)] if f >= 0 else -1
+        d = np.uintp(r.district[k])
+        if unmet[k]:  # all options' features, for the best formal option
+            _features_row(s, r, k, o, 0)
+            binding[d, _binding_reason(s, r, k, o, 0)] += 1
+        budget = _budget(s, r, k)
+        for n, option in enumerate(RESIDENTIAL_OPTIONS):
+            if kind != _RESIDENTIAL_KINDS[n]:
+                residential[n, d, _residential_reason(s, r, k, option, budget)] += 1
+
+
+def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
+    """Evaluate all six options for `rows` this month."""
+    o = _new_options(rows.size)
+    _fill_features(_scene(model), gather(model, rows), o)
+    return OptionFeatures(rows, *o)
+
+
+def utilities(model: CareModel, f: OptionFeatures) -> np.ndarray:
+    """Multinomial-logit utilities [n, 6]; unavailable options get -inf."""
+    u = np.empty((f.rows.size, N_OPTIONS))
+    _fill_utilities(_scene(model), gather(model, f.rows), _options(f), u)
+    return u
+
+
+def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chosen option per resident, and the facility [n, 6] each option would give them
+    (`OptionFeatures.facility`, -1 none).
+
+    The logit draw is a Gumbel-max over one keyed uniform per (person, month, option): the same
+    probabilities as the logit, and a lever that improves one option moves people only into
+    that option, so CRN-paired scenario differences are monotone and low-noise.
+    """
+    choice = np.empty(rows.size, dtype=np.int64)
+    facility = np.empty((rows.size, N_OPTIONS), dtype=np.int64)
+    _choose(
+        _scene(model), gather(model, rows), rows, model.seed, model.month, choice, facility,
+        _new_options(1), np.empty((3, N_OPTIONS)),
+    )  # fmt: skip
+    return choice, facility
+
+
+def probabilities(util: np.ndarray) -> np.ndarray:
+    """Logit probabilities row by row (unavailable options have probability 0)."""
+    top = util.max(axis=1, keepdims=True)
+    e = np.exp(util - top)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def option_reason(model: CareModel, f: OptionFeatures, option: int) -> np.ndarray:
+    """First binding reason why each resident does not use `option` (PREFERENCE if none binds)."""
+    out = np.empty(f.rows.size, dtype=np.int8)
+    _option_reasons(_scene(model), gather(model, f.rows), _options(f), option, out)
+    return out
+
+
+def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
+    """Reason for each resident's best formal option (highest utility ignoring availability)."""
+    out = np.empty(f.rows.size, dtype=np.int8)
+    _binding_reasons(_scene(model), gather(model, f.rows), _options(f), out)
+    return out
+
+
+class ReasonInputs(NamedTuple):
+    """What the reason diagnostics read of the model, taken at once after the month's care, so
+    that the tallies may run later, on another thread."""
+
+    scene: _Scene
+    facility_kind: np.ndarray
+
+
+def reason_inputs(model: CareModel) -> ReasonInputs:
+    return ReasonInputs(_scene(model), model.facilities.kind)
+
+
+def reason_tallies(
+    inputs: ReasonInputs,
+    people: Residents,
+    entries: np.ndarray,
+    unmet: np.ndarray,
+    n_districts: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reasons by district in one pass over the entries `entries` (in increasing order) of the
+    residents in need `people` (the diagnostics of every dependent): `people` holds their
+    columns already, so no population row is visited again.
+
+    Returns the tally [district, reason] of `binding_reasons` over the entries flagged `unmet`
+    (a mask over `people`), and for each of RESIDENTIAL_OPTIONS the tally
+    [option, district, reason] of `option_reason` over the entries not in a facility of that
+    option's kind.
+    """
+    binding = np.zeros((n_districts, len(REASONS)), dtype=np.int64)
+    residential = np.zeros((len(RESIDENTIAL_OPTIONS), n_districts, len(REASONS)), dtype=np.int64)
+    _reason_tallies(
+        inputs.scene,
+        people,
+        entries,
+        inputs.facility_kind,
+        unmet,
+        _new_options(1),
+        binding,
+        residential,
+    )
+    return binding, residential

@@ -1,0 +1,391 @@
+"""Care delivered this month to everyone in need, and the raw KPI sums by district.
+
+Every resident in need (care-need level 1+ or a medical need, ~250 k rows in 2030) is visited
+each month. Their rows are scattered over the population (one in ~8 rows), so a pass that reads
+them there streams nearly whole columns from memory: `resident_columns.gather` reads their
+columns and family care capacity once, after admissions, into compact arrays that every later
+pass of the month reads in order. The per-person arithmetic runs in two compiled passes (numba)
+around the team dispatch: `_receive` works out what the family and any facility give and lists
+the requests to the teams, the teams share their hours (`services.dispatch`), and `_tally` adds
+each person's care, unmet hours and public spending into the [district, SUMS] array in row order
+(the same sums, in the same order, as a per-column bincount).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from sim.care.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME, REASONS
+from sim.care.facilities import MEDICAL, PRIVATE, PUBLIC
+from sim.care.gather import Residents
+from sim.care.teams import dispatch
+from sim.engine.jit import kernel, row_function
+
+if TYPE_CHECKING:
+    from sim.core.model import CareModel
+
+SPENDING = (
+    "construction",
+    "operating",
+    "public_homes",
+    "vouchers",
+    "nursing_subsidy",
+    "old_age_allowance",
+    "carer_allowance",
+)
+SUMS = (
+    "med_need",
+    "med_met",
+    "med_met_beds",
+    "beds_public",
+    "beds_private",
+    "beds_medical",
+    "occ_public",
+    "occ_private",
+    "occ_medical",
+    "cap_public",
+    "cap_private",
+    "cap_medical",
+    "queue",
+    "wait_sum",
+    "in_need",
+    "n_family",
+    "n_home",
+    "n_community",
+    "n_institution",
+    "n_medical_bed",
+    "dependents",
+    "dependents_unmet",
+    "unmet_hours",
+    "family_hours",
+    "overloaded",
+    "team_used",
+    "team_capacity",
+    "cov_centre",
+    "cov_day",
+    "urban_elderly",
+    *(f"spend_{s}" for s in SPENDING),
+    *(f"unmet_reason_{r}" for r in REASONS),
+    *(f"empty_reason_{r}" for r in REASONS),
+)
+IDX = {name: i for i, name in enumerate(SUMS)}
+KIND_SUM = {PUBLIC: "public", PRIVATE: "private", MEDICAL: "medical"}
+_EPS = 1e-9  # hours: below this a shortfall is rounding, not unmet care
+
+# column indices as module constants, so the compiled tally sees them as literals
+_MED_NEED, _MED_MET, _MED_MET_BEDS = IDX["med_need"], IDX["med_met"], IDX["med_met_beds"]
+_QUEUE, _WAIT_SUM, _IN_NEED = IDX["queue"], IDX["wait_sum"], IDX["in_need"]
+_N_FAMILY, _N_HOME, _N_COMMUNITY = IDX["n_family"], IDX["n_home"], IDX["n_community"]
+_N_INSTITUTION, _N_MEDICAL_BED = IDX["n_institution"], IDX["n_medical_bed"]
+_DEPENDENTS, _DEPENDENTS_UNMET = IDX["dependents"], IDX["dependents_unmet"]
+_UNMET_HOURS, _FAMILY_HOURS = IDX["unmet_hours"], IDX["family_hours"]
+_OVERLOADED, _TEAM_USED = IDX["overloaded"], IDX["team_used"]
+_SPEND_PUBLIC, _SPEND_VOUCHERS = IDX["spend_public_homes"], IDX["spend_vouchers"]
+_SPEND_NURSING, _SPEND_CARER = IDX["spend_nursing_subsidy"], IDX["spend_carer_allowance"]
+# the sums of whole numbers: `_tally` counts them in integers (exact in any order, and adding a
+# flag to an integer needs no branch, where adding it as 0.0 or 1.0 compiles to one)
+_COUNTED = [
+    _MED_NEED, _MED_MET, _MED_MET_BEDS, _IN_NEED, _N_FAMILY, _N_HOME, _N_COMMUNITY,
+    _N_INSTITUTION, _N_MEDICAL_BED, _DEPENDENTS, _DEPENDENTS_UNMET, _OVERLOADED,
+]  # fmt: skip
+
+
+class _Places(NamedTuple):
+    """By facility: its kind, whether it is a bed, whether it is medically capable now."""
+
+    kind: np.ndarray
+    residential: np.ndarray
+    capable: np.ndarray
+
+
+class _Rates(NamedTuple):
+    """Hours, thresholds and prices (sim.params.sections), and the month."""
+
+    need_by_state: np.ndarray  # care hours per month by health state
+    day_care_hours: float
+    medical_hours: float
+    overload_hours: float
+    public_bed_cost: float
+    public_fee: float
+    home_hour_price: float
+    day_care_price: float
+    voucher_amount: float
+    nursing_subsidy: float
+    carer_allowance: float
+    month: int
+
+
+class _Care(NamedTuple):
+    """Care this month of each person in need: entry k is population row needy[k]."""
+
+    need: np.ndarray
+    in_use: np.ndarray  # arrangement actually in use
+    kind: np.ndarray  # kind of the facility held (-1 none)
+    family: np.ndarray  # hours given by the family
+    formal: np.ndarray  # hours given by a facility
+    med_request: np.ndarray  # medical hours needed of the teams
+    granted: np.ndarray  # hours the teams grant
+    med_granted: np.ndarray
+    unmet_family_only: np.ndarray  # a dependent with unmet need and family care only
+
+
+class _Requests(NamedTuple):
+    """Requests to the teams, in row order: request j is by the person in need of entry
+    `entry[j]`; the other arrays are `services.dispatch`'s arguments."""
+
+    entry: np.ndarray
+    row: np.ndarray
+    district: np.ndarray
+    hours: np.ndarray
+    priority: np.ndarray  # 0 for voucher holders, who are served first; 1 for others
+
+
+def _new_requests(n: int) -> _Requests:
+    """Room for `n` requests."""
+    return _Requests(
+        *(np.empty(n, dtype=t) for t in (np.int64, np.int64, np.int64, float, np.int64))
+    )
+
+
+@row_function
+def _add_request(
+    requests: _Requests, j: int, k: int, row: int, district: int, hours: float, voucher: bool
+) -> None:
+    """Write request j: `hours` by the person in need of entry k (population row `row`)."""
+    requests.entry[j], requests.row[j], requests.district[j] = k, row, district
+    requests.hours[j], requests.priority[j] = hours, 0 if voucher else 1
+
+
+def _new_care(n: int) -> _Care:
+    """Arrays for `_receive` and `_tally` to fill; grants stay zero for those not on home care."""
+    return _Care(
+        need=np.empty(n),
+        in_use=np.empty(n, dtype=np.int8),
+        kind=np.empty(n, dtype=np.int8),
+        family=np.empty(n),
+        formal=np.empty(n),
+        med_request=np.empty(n),
+        granted=np.zeros(n),
+        med_granted=np.zeros(n),
+        unmet_family_only=np.empty(n, dtype=np.bool_),
+    )
+
+
+@kernel
+def _receive(
+    people: Residents, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care,
+    home: _Requests, medical: _Requests,
+) -> tuple[int, int]:  # fmt: skip
+    """Per person in need: hours needed, the arrangement actually in use, whether they hold a
+    bed or a day place, family hours, facility hours, and, for those on home services, their
+    requests to the teams (written to `home` and `medical`; returns the number of each).
+
+    A resident who chose a home or centre but holds no place yet keeps family care only.
+    """
+    n_home = n_medical = 0
+    for k in range(people.health.size):
+        f = people.facility[k]
+        need = rates.need_by_state[np.uintp(people.health[k])]
+        care.need[k] = need
+        care.kind[k] = places.kind[np.uintp(f)] if f >= 0 else -1
+        bed = f >= 0 and places.residential[np.uintp(f)]
+        a = people.arrangement[k]
+        if not bed and (a >= PUBLIC_HOME or (a == COMMUNITY and f < 0)):
+            a = FAMILY
+        care.in_use[k] = a
+        if bed:
+            family, formal = 0.0, need
+        else:
+            family = min(need, people.family[k])
+            formal = min(rates.day_care_hours, need - family) if f >= 0 else 0.0
+        care.family[k], care.formal[k] = family, formal
+        med_request = rates.medical_hours if people.medical[k] else 0.0
+        care.med_request[k] = med_request
+        if a == HOME:
+            row, d, voucher = needy[k], people.district[k], people.voucher[k]
+            _add_request(home, n_home, k, row, d, max(need - family, 0.0), voucher)
+            n_home += 1
+            if med_request > 0:
+                _add_request(medical, n_medical, k, row, d, med_request, voucher)
+                n_medical += 1
+    return n_home, n_medical
+
+
+@kernel
+def _tally(
+    people: Residents,
+    places: _Places,
+    rates: _Rates,
+    care: _Care,
+    out: np.ndarray,
+    counts: np.ndarray,
+) -> None:
+    """Add each person's care, unmet need and public spending to
+    out[district, SUMS], in row order (the same sums, in the same order, as a per-column
+    bincount), and the `_COUNTED` columns to the integers counts[district, SUMS] instead; flag
+    care.unmet_family_only (the dependents whose binding reason the diagnostics explain)."""
+    for k in range(people.health.size):
+        d = np.uintp(people.district[k])
+        f = people.facility[k]
+        held = f >= 0
+        place = np.uintp(max(f, 0))  # a valid index (there are facilities); used only if held
+        health, medical, in_use, kind = (
+            people.health[k],
+            people.medical[k],
+            care.in_use[k],
+            care.kind[k],
+        )
+        bed = held & places.residential[place]
+        home = in_use == HOME
+        granted, family = care.granted[k], care.family[k]
+        unmet = max(care.need[k] - family - (granted if home else care.formal[k]), 0.0)
+        dependent = health >= 3
+        capable_bed = bed & places.capable[place]
+        med_request = care.med_request[k]
+        team_medical = home and med_request > 0 and care.med_granted[k] >= med_request - _EPS
+        counts[d, _MED_NEED] += medical
+        counts[d, _MED_MET] += medical & (capable_bed | team_medical)
+        counts[d, _MED_MET_BEDS] += medical & capable_bed
+        counts[d, _IN_NEED] += 1
+        counts[d, _N_FAMILY] += in_use == FAMILY
+        counts[d, _N_HOME] += home
+        counts[d, _N_COMMUNITY] += in_use == COMMUNITY
+        counts[d, _N_INSTITUTION] += bed & (kind != MEDICAL)
+        counts[d, _N_MEDICAL_BED] += kind == MEDICAL
+        counts[d, _DEPENDENTS] += dependent
+        counts[d, _DEPENDENTS_UNMET] += dependent & (unmet > _EPS)
+        out[d, _UNMET_HOURS] += unmet
+        out[d, _FAMILY_HOURS] += family
+        counts[d, _OVERLOADED] += family > rates.overload_hours
+        out[d, _TEAM_USED] += granted + care.med_granted[k]
+        # the terms below are multiplied by whether they apply (adding 0.0 leaves a sum as it
+        # is): measured faster than branching on each
+        income = people.income[k]
+        fee = 0.0 if income == 0 else rates.public_fee  # 三无/五保 residents pay no fee
+        out[d, _SPEND_PUBLIC] += (rates.public_bed_cost - fee) * (kind == PUBLIC)
+        day_care_cost = rates.day_care_price * (in_use == COMMUNITY)
+        cost = granted * rates.home_hour_price if home else day_care_cost
+        out[d, _SPEND_VOUCHERS] += min(rates.voucher_amount, cost) * people.voucher[k]
+        out[d, _SPEND_NURSING] += rates.nursing_subsidy * ((health == 4) & (income <= 1))
+        out[d, _SPEND_CARER] += rates.carer_allowance * (dependent & (not held))
+        care.unmet_family_only[k] = dependent & (not bed) & (in_use == FAMILY) & (unmet > _EPS)
+
+
+class _Teams(NamedTuple):
+    """The month's team hours by district, for care and for medical care, and the keys of the
+    dispatch's draws."""
+
+    care_hours: np.ndarray
+    medical_hours: np.ndarray
+    seed: int
+    month: int
+
+
+class PersonSums(NamedTuple):
+    """Care delivered to each person in need (`_receive`, the team dispatch) and the sums over
+    them (`_tally`) of one month. They read only these arrays, the month's own, so they may run
+    on another thread while the next month runs."""
+
+    needy: np.ndarray
+    people: Residents
+    places: _Places
+    rates: _Rates
+    teams: _Teams
+
+    def add_to(self, out: np.ndarray) -> np.ndarray:
+        """Add the sums to out[district, SUMS]; returns the mask of dependents with unmet need
+        and family care only."""
+        n, teams = self.needy.size, self.teams
+        care = _new_care(n)
+        home, medical = _new_requests(n), _new_requests(n)
+        n_home, n_medical = _receive(
+            self.people, self.places, self.rates, self.needy, care, home, medical
+        )
+        care.granted[home.entry[:n_home]] = _team_hours(teams.care_hours, home, n_home, teams)
+        care.med_granted[medical.entry[:n_medical]] = _team_hours(
+            teams.medical_hours, medical, n_medical, teams
+        )
+        counts = np.zeros(out.shape, dtype=np.int64)
+        _tally(self.people, self.places, self.rates, care, out, counts)
+        out[:, _COUNTED] = counts[:, _COUNTED]
+        return care.unmet_family_only
+
+
+def deliver_and_measure(
+    model: CareModel, needy: np.ndarray, people: Residents, queued: np.ndarray
+) -> tuple[np.ndarray, PersonSums]:
+    """Care to everyone in need this month (rows `needy`, their columns `people`; of them, rows
+    `queued` still wait for a bed): returns the raw sums [district, SUMS] of the facilities,
+    queues and teams, and the care delivered to each person with the sums over them
+    (`PersonSums`), which complete the first (the reason columns stay zero).
+    """
+    p = model.params
+    places = _Places(  # capability copied: the next month may run before the sums are added
+        model.facilities.kind, model.residential_facility, model.facility_medical_capable().copy()
+    )
+    pol, money = p.policy, p.money
+    rates = _Rates(
+        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
+        float(p.services.day_care_hours),
+        float(p.need.medical_hours),
+        float(p.family.overload_hours),
+        float(pol.public_bed_cost),
+        float(money.price_public_home),
+        float(money.price_home_care_hour),
+        float(money.price_day_care),
+        float(pol.voucher_amount),
+        float(pol.nursing_subsidy),
+        float(pol.carer_allowance),
+        int(model.month),
+    )
+    team_capacity = model.team_hours_by_district() / model.scale
+    share = p.services.medical_staff_share
+    teams = _Teams(team_capacity * (1 - share), team_capacity * share, model.seed, int(model.month))
+    out = np.zeros((len(model.geo.districts), len(SUMS)))
+    out[:, IDX["team_capacity"]] = team_capacity
+    _queue_sums(model, queued, out)
+    _facility_sums(model, out)
+    return out, PersonSums(needy, people, places, rates, teams)
+
+
+def _queue_sums(model: CareModel, queued: np.ndarray, out: np.ndarray) -> None:
+    """Residents waiting for a bed and the months they have waited so far, by district: from
+    the few thousand rows in a queue, not a column of everyone in need (whole numbers, so the
+    sums do not depend on the order)."""
+    pop, n_d = model.pop, out.shape[0]
+    district = pop.district[queued].astype(np.int64)
+    waited = model.month - pop.queue_since[queued].astype(np.int64)
+    out[:, _QUEUE] = np.bincount(district, minlength=n_d)
+    out[:, _WAIT_SUM] = np.bincount(district, weights=waited, minlength=n_d)
+
+
+def _team_hours(capacity: np.ndarray, requests: _Requests, n: int, teams: _Teams) -> np.ndarray:
+    """Hours the district teams (`capacity` by district) grant to the first `n` `requests`."""
+    r = requests
+    return dispatch(
+        capacity, r.row[:n], r.district[:n], r.hours[:n], r.priority[:n], teams.seed, teams.month
+    )
+
+
+def _facility_sums(model: CareModel, out: np.ndarray) -> None:
+    """Beds, places in use, coverage and the facility-side spending by district."""
+    fac, p, month, n_d = model.facilities, model.params, model.month, out.shape[0]
+    open_now = fac.is_open(month)
+    fd = fac.district.astype(np.int64)
+    for kind_code, name in KIND_SUM.items():
+        sel = open_now & (fac.kind == kind_code)
+        out[:, IDX[f"beds_{name}"]] = np.bincount(fd[sel], weights=fac.capacity[sel], minlength=n_d)
+        out[:, IDX[f"cap_{name}"]] = np.bincount(
+            fd[sel], weights=fac.capacity_rows[sel], minlength=n_d
+        )
+        out[:, IDX[f"occ_{name}"]] = np.bincount(fd[sel], weights=fac.occupancy[sel], minlength=n_d)
+    cov = model.coverage_sums()
+    out[:, IDX["cov_centre"]], out[:, IDX["cov_day"]], out[:, IDX["urban_elderly"]] = cov
+    pol = p.policy
+    opening = (fac.open_month == month) & (fac.kind == PRIVATE)
+    new_beds = np.bincount(fd[opening], weights=fac.capacity[opening], minlength=n_d)
+    out[:, IDX["spend_construction"]] = new_beds * pol.construction_subsidy_per_bed / model.scale
+    out[:, IDX["spend_operating"]] = out[:, IDX["occ_private"]] * pol.operating_subsidy_per_bed
+    out[:, IDX["spend_old_age_allowance"]] = model.poor_80plus_by_district() * pol.old_age_allowance

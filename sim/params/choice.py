@@ -1,0 +1,66 @@
+"""Care-choice parameters, all in one place so calibration can fit them together.
+
+Options: 0 family care only, 1 home services, 2 community / day care, 3 public nursing home,
+4 private nursing home, 5 integrated medical-care bed. Utilities are multinomial-logit terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.params.declare import param
+
+OPTIONS = (
+    "family_only",
+    "home_services",
+    "community",
+    "public_home",
+    "private_home",
+    "medical_bed",
+)
+
+
+@dataclass(frozen=True)
+class ChoiceParams:
+    """Multinomial-logit coefficients of the care-arrangement choice."""
+
+    constants: tuple[float, ...] = param(
+        (0.0, -0.8, -1.2, -1.0, -1.3, -1.5),
+        -8.0,
+        4.0,
+        "assumed, hand-set so about 1% of the 60+ live in institutions by 2020 (the '9073' "
+        "pattern: 3% nationally, national_reference.csv); calibration targets: willingness to "
+        "enter a nursing home 11-13% (CRCA 2010, Gallup 2017; behaviour_reference.csv)",
+    )
+    need_gap: float = param(
+        2.5, 0.0, 6.0, "assumed: pull of formal care per unit of need share the family cannot cover"
+    )
+    dependency_institution: float = param(
+        0.9, 0.0, 3.0, "assumed: extra pull of residential care per care-need level above 1"
+    )
+    medical_capable: float = param(
+        1.5, 0.0, 4.0, "assumed: pull of a medically capable option for those with medical need"
+    )
+    living_alone_institution: float = param(
+        0.6,
+        0.0,
+        2.0,
+        "assumed: extra pull of residential care for those living alone (Wang et al. 2022, "
+        "behaviour_reference.csv: qualitative)",
+    )
+    price_per_1000: float = param(
+        -0.6, -3.0, 0.0, "assumed: utility per 1,000 yuan/month of net price"
+    )
+    unaffordable: float = param(
+        -4.0, -10.0, 0.0, "assumed: utility per unit of (net price - budget) / budget above budget"
+    )
+    distance_per_km: float = param(-0.25, -2.0, 0.0, "assumed: utility per km to the facility")
+    wait_per_month: float = param(-0.25, -2.0, 0.0, "assumed: utility per expected month of wait")
+    too_far_km: float = param(
+        8.0,
+        2.0,
+        30.0,
+        "assumed: beyond this a facility counts as out of reach in the binding-reason diagnostic "
+        "(not in the utilities)",
+        "km",
+    )

@@ -1,0 +1,365 @@
+"""All model parameters in one place, each with its range, unit and source (or 'assumed').
+
+`Params()` is the plan as written; scenarios and calibration change fields through
+`Params().with_overrides({...})`, which validates every key, type and range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.params.choice import ChoiceParams
+from sim.params.declare import ParamError, apply_overrides, describe, param, to_dict
+from sim.params.fitted import FittedFileError, fitted_overrides, fitted_path
+from sim.params.policy import PolicyParams, ServiceParams
+from sim.population.health import HealthSettings
+
+_CENSUS_INTERP = (
+    "derived: geometric interpolation to 2015-12-31 between the 2010 census (11.11% of "
+    "4,201,591 = 466,800) and the 2020 census (854,501)"
+)
+
+
+@dataclass(frozen=True)
+class DemographyParams:
+    """Population size, entrants and mortality."""
+
+    initial_60plus: int = param(638_000, 560_000, 720_000, _CENSUS_INTERP, "persons")
+    entrant_share_of_china: float = param(
+        0.004206,
+        0.002,
+        0.008,
+        "calibrated: Taiyuan share of China's persons turning 60 (WPP 2022) that reproduces the "
+        "2020 census 60+ of 854,501 on 2020-11-01 (end of 2020-10 in the model)",
+    )
+    mortality_scale: float = param(
+        1.0, 0.6, 1.4, "calibrated; 1.0 = WPP 2022 China cohort survival"
+    )
+    female_share_by_age: tuple[float, ...] = param(
+        (0.490, 0.495, 0.514, 0.579),
+        0.3,
+        0.7,
+        "Shanghai 2010 census long form, persons 60-64/65-69/70-74/75+ by sex "
+        "(census_health_status.csv)",
+    )
+    urban_elderly_factor: float = param(
+        1.0,
+        0.8,
+        1.1,
+        "assumed: elderly urban share relative to the district's 2024 urbanisation (range 0.8-1.1)",
+    )
+    max_hazard: float = param(
+        1.2,
+        0.8,
+        2.0,
+        "assumed: cap on the annual death hazard where the Gompertz extrapolation beyond WPP's "
+        "oldest group (100+) would exceed it (range 0.8-2)",
+        "1/year",
+    )
+
+
+@dataclass(frozen=True)
+class HealthParams:
+    """Health-state levels and dynamics (see sim/population/health.py for the derivation)."""
+
+    healthy_or_basic_pct: tuple[float, float] = param(
+        (87.8, 85.4), 70, 95, "Shaanxi 2020 census, men / women 60+ (health_status.csv)", "%"
+    )
+    unable_selfcare_pct: tuple[float, float] = param(
+        (1.8, 2.3), 0.5, 8, "Shaanxi 2020 census, men / women 60+ (health_status.csv)", "%"
+    )
+    full_dependency_share: float = param(
+        0.423,
+        0.2,
+        0.7,
+        "derived: severe 1.1 / (moderate 1.5 + severe 1.1), Barthel SW China 2020 "
+        "(behaviour_reference.csv)",
+    )
+    exchange_per_month: float = param(
+        1 / 24,
+        1 / 60,
+        1 / 6,
+        "assumed: monthly churn between 'healthy' and 'basically healthy' (self-rated)",
+        "1/month",
+    )
+    recovery_scale: float = param(
+        1.0, 0.3, 1.5, "assumed 1.0 = CLHLS recovery rates (not yet calibrated)"
+    )
+    full_dependency_mortality_ratio: float = param(
+        1.5, 1.0, 2.5, "assumed: hazard of full vs partial dependents (range 1.0-2.5)"
+    )
+    full_dependency_recovery_ratio: float = param(
+        0.5,
+        0.25,
+        1.0,
+        "assumed: full dependents regain partial dependency at this share of the "
+        "CLHLS partial-dependent recovery rate (no source separates them)",
+    )
+    medical_need_prevalence: tuple[float, ...] = param(
+        (0.03, 0.08, 0.35, 0.75, 0.95),
+        0.0,
+        1.0,
+        "assumed: share with a chronic condition needing regular medical supervision, by state "
+        "(no Taiyuan source; ranges 0-0.1, 0-0.2, 0.2-0.5, 0.5-0.9, 0.8-1)",
+    )
+    medical_need_remission_per_month: float = param(
+        1 / 60,
+        1 / 240,
+        1 / 12,
+        "assumed: chronic need resolves after 5 years on average",
+        "1/month",
+    )
+
+    def settings(self, max_hazard: float) -> HealthSettings:
+        """The hashable subset that determines the transition tables (with the demography's cap
+        on the death hazard, `DemographyParams.max_hazard`)."""
+        return HealthSettings(
+            healthy_or_basic_pct=self.healthy_or_basic_pct,
+            unable_selfcare_pct=self.unable_selfcare_pct,
+            full_dependency_share=self.full_dependency_share,
+            exchange_per_month=self.exchange_per_month,
+            recovery_scale=self.recovery_scale,
+            full_dependency_mortality_ratio=self.full_dependency_mortality_ratio,
+            full_dependency_recovery_ratio=self.full_dependency_recovery_ratio,
+            reference_year=2020.8,
+            max_hazard=max_hazard,
+        )
+
+
+@dataclass(frozen=True)
+class HouseholdParams:
+    """Marriage, children and where they live at the start and for entrants."""
+
+    married_share_by_age: tuple[float, ...] = param(
+        (0.86, 0.81, 0.73, 0.61, 0.46, 0.30),
+        0.0,
+        1.0,
+        "assumed: married with spouse alive at 60-64/65-69/70-74/75-79/80-84/85+ (no Taiyuan "
+        "marital table found; ranges +/-0.1)",
+    )
+    childless_share: float = param(0.03, 0.0, 0.1, "assumed: 60+ with no living child (0-0.1)")
+    mean_children_by_age: tuple[float, ...] = param(
+        (2.2, 2.7, 3.2, 3.6, 4.0, 4.2),
+        1.0,
+        6.0,
+        "assumed: living children by age group as above, following China's cohort fertility "
+        "(ranges +/-0.5)",
+    )
+    coresident_child_share: float = param(
+        0.487,
+        0.3,
+        0.7,
+        "derived: 1 - empty-nest share 51.3% (China 2015, living_arrangements.csv)",
+    )
+    child_place_if_not_coresident: tuple[float, float, float] = param(
+        (0.45, 0.30, 0.25),
+        0.0,
+        1.0,
+        "assumed: nearest non-coresident child in the same district / elsewhere in the city / "
+        "away (ranges 0.3-0.6 / 0.2-0.4 / 0.1-0.4)",
+    )
+    external_spouse_hazard: float = param(
+        0.006, 0.002, 0.012, "assumed: annual death hazard of a spouse under 60", "1/year"
+    )
+
+
+@dataclass(frozen=True)
+class IncomeParams:
+    """Income classes of the elderly: 0 三无/五保, 1 低保, 2 low, 3 middle, 4 high."""
+
+    urban_shares: tuple[float, ...] = param(
+        (0.004, 0.025, 0.20, 0.58, 0.191),
+        0.0,
+        1.0,
+        "assumed: no Taiyuan breakdown found; special hardship and dibao shares are plausible "
+        "for a northern provincial capital (ranges 0-0.01, 0.01-0.05, ...)",
+    )
+    rural_shares: tuple[float, ...] = param(
+        (0.02, 0.08, 0.60, 0.25, 0.05),
+        0.0,
+        1.0,
+        "assumed: rural elderly mostly on the basic resident pension (ranges 0.01-0.04, 0.04-0.12, "
+        "...)",
+    )
+
+
+@dataclass(frozen=True)
+class NeedParams:
+    """Care need in hours per month by health state, and medical supervision hours."""
+
+    care_hours_by_state: tuple[float, ...] = param(
+        (0.0, 0.0, 12.0, 90.0, 200.0),
+        0.0,
+        400.0,
+        "assumed: help with daily activities per month for states 0-4 (ranges 0, 0, 4-30, "
+        "45-150, 120-300)",
+        "h/month",
+    )
+    medical_hours: float = param(
+        4.0,
+        1.0,
+        16.0,
+        "assumed: medical supervision needed per month by a person with medical "
+        "need (a visit a week)",
+        "h/month",
+    )
+
+
+@dataclass(frozen=True)
+class FamilyParams:
+    """Informal care hours per month that relatives can give, and carer overload."""
+
+    spouse_hours: float = param(
+        120.0, 40.0, 200.0, "assumed: a healthy resident spouse (ranges 40-200)", "h/month"
+    )
+    external_spouse_hours: float = param(
+        60.0, 20.0, 120.0, "assumed: a working-age spouse (under 60)", "h/month"
+    )
+    spouse_health_factor: tuple[float, ...] = param(
+        (1.0, 0.9, 0.5, 0.0, 0.0),
+        0.0,
+        1.0,
+        "assumed: share of spouse hours available by the spouse's own health state 0-4",
+    )
+    child_hours_by_place: tuple[float, ...] = param(
+        (0.0, 60.0, 25.0, 12.0, 0.0),
+        0.0,
+        150.0,
+        "assumed: hours from the nearest child: none / co-resident / same district / elsewhere "
+        "in the city / away (ranges 0, 30-100, 10-40, 4-20, 0)",
+        "h/month",
+    )
+    extra_child_factor: float = param(
+        0.25, 0.0, 0.6, "assumed: each further child (up to two) adds this share of the hours"
+    )
+    overload_hours: float = param(
+        120.0,
+        60.0,
+        200.0,
+        "assumed: family care above this is an overloaded carer (~4 h/day)",
+        "h/month",
+    )
+
+
+@dataclass(frozen=True)
+class MoneyParams:
+    """Incomes of the elderly and prices of care (yuan per month unless stated)."""
+
+    urban_income: tuple[float, ...] = param(
+        (0.0, 496.0, 1500.0, 3300.0, 6500.0),
+        0.0,
+        20000.0,
+        "classes 0-4; 低保 496 = plan 2015 urban minimum-living standard (section 一); others "
+        "assumed (Taiyuan pensions NOT FOUND; Taiyuan wage 86,541/yr 2020 as an upper guide)",
+        "yuan/month",
+    )
+    rural_income: tuple[float, ...] = param(
+        (0.0, 411.0, 400.0, 1100.0, 2800.0),
+        0.0,
+        20000.0,
+        "classes 0-4; 低保 411 = plan 2015 rural standard; low ~ resident basic pension 174 "
+        "(China 2020) plus other income, assumed; others assumed",
+        "yuan/month",
+    )
+    family_support_share: float = param(
+        0.5,
+        0.0,
+        1.5,
+        "assumed: children's contribution to care costs as a share of the elder's income per "
+        "child nearby (cap two children)",
+    )
+    price_public_home: float = param(
+        1200.0, 600.0, 3000.0, "assumed: Taiyuan fees NOT FOUND (range 600-3000)", "yuan/month"
+    )
+    price_private_home: float = param(
+        2600.0,
+        1500.0,
+        6000.0,
+        "assumed: Suqian 2017 private nursing care 1,500-2,500 yuan/month (prices_incomes.csv) "
+        "raised for Taiyuan; range 1500-6000",
+        "yuan/month",
+    )
+    price_medical_bed: float = param(
+        3800.0,
+        2000.0,
+        8000.0,
+        "assumed: integrated medical-care bed (range 2000-8000)",
+        "yuan/month",
+    )
+    price_home_care_hour: float = param(
+        30.0, 15.0, 60.0, "assumed: home-care service hour (range 15-60)", "yuan/h"
+    )
+    price_day_care: float = param(
+        500.0,
+        200.0,
+        1200.0,
+        "assumed: day care / community centre with meals (Dalian 2024 meal delivery 900/month "
+        "for reference; range 200-1200)",
+        "yuan/month",
+    )
+    budget_floor: float = param(
+        50.0,
+        0.0,
+        500.0,
+        "assumed: lowest monthly budget counted in the affordability of care (keeps the ratio "
+        "finite for residents without income)",
+        "yuan/month",
+    )
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter of the model; the defaults are the plan as written."""
+
+    demography: DemographyParams = field(default_factory=lambda: _fitted("demography"))
+    health: HealthParams = field(default_factory=lambda: _fitted("health"))
+    households: HouseholdParams = field(default_factory=lambda: _fitted("households"))
+    income: IncomeParams = field(default_factory=lambda: _fitted("income"))
+    need: NeedParams = field(default_factory=lambda: _fitted("need"))
+    family: FamilyParams = field(default_factory=lambda: _fitted("family"))
+    money: MoneyParams = field(default_factory=lambda: _fitted("money"))
+    policy: PolicyParams = field(default_factory=lambda: _fitted("policy"))
+    services: ServiceParams = field(default_factory=lambda: _fitted("services"))
+    choice: ChoiceParams = field(default_factory=lambda: _fitted("choice"))
+
+    @classmethod
+    def declared(cls) -> Params:
+        """The declared defaults, without the fitted file (the starting point of calibration)."""
+        return cls(**{name: section() for name, section in SECTIONS.items()})
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Params:
+        """A validated copy with nested overrides applied."""
+        return apply_overrides(self, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def describe(self):
+        return describe(self)
+
+
+SECTIONS = {
+    "demography": DemographyParams,
+    "health": HealthParams,
+    "households": HouseholdParams,
+    "income": IncomeParams,
+    "need": NeedParams,
+    "family": FamilyParams,
+    "money": MoneyParams,
+    "policy": PolicyParams,
+    "services": ServiceParams,
+    "choice": ChoiceParams,
+}
+
+
+def _fitted(section: str) -> Any:
+    """A section's declared defaults with the fitted file's values applied (params/fitted.py)."""
+    overrides = fitted_overrides()
+    unknown = sorted(set(overrides) - set(SECTIONS))
+    if unknown:
+        raise FittedFileError(f"{fitted_path()}: params.{unknown[0]}: unknown parameter section")
+    try:
+        return apply_overrides(SECTIONS[section](), overrides.get(section, {}), f"{section}.")
+    except ParamError as err:
+        raise FittedFileError(f"{fitted_path()}: params.{err}") from err
