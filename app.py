@@ -15,6 +15,7 @@ import threading
 
 import solara
 
+import sim
 from sim.app.components import (
     ALL_LEVERS,
     DEFAULT_SCALE,
@@ -47,6 +48,7 @@ from sim.app.i18n import DEFAULT_LANG, tr
 DEFAULT_REPLICATIONS = int(os.environ.get("ELDERCARE_APP_REPLICATIONS", "3"))
 LANG_LABELS = {"zh": "中文", "en": "English"}
 _run_ids = itertools.count(1)
+sim.configure()
 
 if os.environ.get("ELDERCARE_APP_WARMUP", "1") != "0":
     # compile the numba kernels / health tables in the background so the first run is fast

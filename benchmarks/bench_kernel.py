@@ -18,9 +18,10 @@ import numpy as np
 
 def prepared_model(month: str, scale: float, seed: int):
     """A population-only model whose next step is `month`, with last month's events cleared."""
-    from sim import CareModel
+    from sim import CareModel, configure
     from sim.engine.calendar import month_index
 
+    configure()
     model = CareModel(seed=seed, scale=scale, care=False)
     model.run_for(month_index(month))
     model.pop.event[model.event_rows] = 0

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import sim.care.month
 import sim.core.model
-from sim import CareModel
+from sim import CareModel, configure
 from sim.engine.calendar import month_index
 
 WALL: defaultdict[str, float] = defaultdict(float)
@@ -40,6 +40,7 @@ def timed(owner: object, name: str, label: str) -> None:
 
 
 def main() -> None:
+    configure()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="start", default="2030-01")
     parser.add_argument("--months", type=int, default=12)

@@ -26,8 +26,9 @@ def measure(care: bool, until: str, scale: float, seed: int, profile: int = 0) -
     import cProfile
     import pstats
 
-    from sim import CareModel
+    from sim import CareModel, configure
 
+    configure()
     warm = CareModel(seed=seed, scale=1000, care=care)
     warm.run_until("2016-03")
     t0 = time.perf_counter()

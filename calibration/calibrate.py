@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
+    import sim
     from sim.experiments.calibrate import (
         CalibrationError,
         abc_posterior,
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from sim.params.sections import Params
 
+    sim.configure()
     log_file = (args.out / "calibrate.log").open("a", encoding="utf-8")
 
     def log(message: str) -> None:

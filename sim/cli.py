@@ -392,11 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sim import configure
     from sim.experiments.results import OutputError
     from sim.experiments.scenario import ScenarioError
 
     try:
         args = build_parser().parse_args(argv)
+        configure()
         if args.command is None:
             return _summary(args)
         return args.func(args)

@@ -49,12 +49,8 @@ NEED_LEVEL = np.array([0, 0, 1, 2, 3], dtype=np.int8)  # care-need level of each
 # counts and the merge stay negligible. Fixed: the results never depend on the thread count.
 N_CHUNKS = 64
 
-# Numba's default threading layer on Linux without TBB is GNU OpenMP, which kills any process
-# forked after it has run (the batch runner forks its workers). "forksafe" picks TBB if installed,
-# else numba's own workqueue; the workqueue must not be entered by two threads at once (the app
-# runs models in threads), hence _LOCK. An explicit NUMBA_THREADING_LAYER is respected.
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "forksafe"
+# numba's workqueue threading layer (`sim.configure()` selects it) must not be entered by two
+# threads at once (the app runs models in threads), hence _LOCK.
 _LOCK = threading.Lock()
 
 _S_LIFE, _S_SPOUSE = int(Stream.LIFE), int(Stream.SPOUSE)
