@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.engine.calendar import month_index
-from sim.kpis.frame import PLAN_TARGETS
+from sim.kpis.registry import PLAN_TARGETS
 
 SUMMARY_COLUMNS = [
     "residents_60plus",
@@ -31,7 +31,7 @@ SUMMARY_COLUMNS = [
     "entrants",
 ]
 COMPARE_KPIS = (
-    *PLAN_TARGETS,
+    *(k.name for k in PLAN_TARGETS),
     "unmet_need_share",
     "empty_beds",
     "share_institution",

@@ -6,9 +6,8 @@ Directions (3 seeds, each scenario paired with the baseline of the same seed): d
 integrated medical-care beds added never lowers the city's medical-care demand met over
 2019-2020; a higher private-home price never raises mean private-home occupancy over 2018-2020.
 
-Runtime: the baseline of each seed is built once; the price scenario and the CRN scenario are
-deep copies of the not-yet-run baseline (the private-home price enters the model only at run
-time, through CareModel.prices(), so the copy is the model a fresh constructor would build).
+Runtime: the baseline of each seed is built once; the CRN scenario is a deep copy of the
+not-yet-run baseline with one home enlarged.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import copy
 import numpy as np
 import pytest
 
-from sim.care.facilities import CENTRE, DAY_URBAN, KIND_NAMES, PRIVATE, PUBLIC
+from sim.care.kinds import CENTRE, DAY_URBAN, KIND_NAMES, PRIVATE, PUBLIC
 from sim.core.model import CareModel
 from sim.engine.calendar import month_index
 from sim.kpis.frame import CITY
@@ -45,7 +44,7 @@ def _city_mean(model: CareModel, column: str, first: str, last: str) -> float:
 def _crn_pair(base: CareModel) -> dict:
     """Step `base` and a copy with one public home enlarged in lockstep; compare month by month."""
     other = copy.deepcopy(base)
-    fac = other.facilities
+    fac = other.places.table
     candidates = np.flatnonzero(
         (fac.kind == PUBLIC) & (fac.district == CRN_DISTRICT) & (fac.open_month < 0)
     )
@@ -80,7 +79,7 @@ def _crn_pair(base: CareModel) -> dict:
         "medical_equal": np.array_equal(base.pop.medical[:n], other.pop.medical[:n]),
         "n_differ": int(rows.size),
         "n_differ_in_district": int(in_district.sum()),
-        "occupancy_gain": int(other.facilities.occupancy[f] - base.facilities.occupancy[f]),
+        "occupancy_gain": int(other.places.table.occupancy[f] - base.places.table.occupancy[f]),
     }
 
 
@@ -94,9 +93,7 @@ def runs():
     out = {"crn": None, "medical": {}, "price": {}}
     for seed in SEEDS:
         base = CareModel(seed=seed, scale=SCALE)
-        price = copy.deepcopy(base)
-        price.params = price_params
-        price.market.params = price_params
+        price = CareModel(seed=seed, scale=SCALE, params=price_params)
         if seed == CRN_SEED:
             out["crn"] = _crn_pair(base)
         base.run_until(END)
@@ -104,7 +101,7 @@ def runs():
         med = CareModel(seed=seed, scale=SCALE, params=med_params)
         med.run_until(END)
         if seed == CRN_SEED:
-            out["tables"] = (base.facilities, med.facilities)
+            out["tables"] = (base.places.table, med.places.table)
         out["medical"][seed] = (
             _city_mean(base, "medical_care_demand_met", "2019-01", "2020-12"),
             _city_mean(med, "medical_care_demand_met", "2019-01", "2020-12"),

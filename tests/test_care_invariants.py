@@ -8,56 +8,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sim.care.delivery
-import sim.care.month
-from sim.care.facilities import PUBLIC, RESIDENTIAL
+import sim.care.admission
+from sim.care.kinds import PUBLIC, RESIDENTIAL
 from sim.care.teams import dispatch
 from sim.core.model import CareModel
 from sim.kpis.frame import CITY
+from sim.kpis.registry import KPIS
 
 SCALE = 50
 MONTHS = 36
 
-SHARE_COLUMNS = [
-    "medical_care_demand_met",
-    "medical_care_demand_met_beds_only",
-    "private_bed_share",
-    "occupancy_public",
-    "occupancy_private",
-    "occupancy_medical",
-    "share_family_only",
-    "share_home_services",
-    "share_community",
-    "share_institution",
-    "share_medical_bed",
-    "unmet_need_share",
-    "team_utilisation",
-    "coverage_community_centre",
-    "coverage_day_care",
-]
-KPI_COLUMNS = [
-    *SHARE_COLUMNS,
-    "beds_public",
-    "beds_private",
-    "beds_medical",
-    "beds_per_1000",
-    "empty_beds",
-    "residents_in_institutions",
-    "queue_length",
-    "mean_wait_months",
-    "unmet_care_hours",
-    "family_care_hours",
-    "carers_overloaded",
-    *(f"spending_{s}" for s in sim.care.delivery.SPENDING),
-    "spending_total",
-    *(f"unmet_reason_{r}" for r in sim.care.month.REASONS),
-    *(f"empty_reason_{r}" for r in sim.care.month.REASONS),
-]
+SHARE_COLUMNS = [k.name for k in KPIS if k.care and k.kind == "share"]
+KPI_COLUMNS = [k.name for k in KPIS if k.care]
 
 
 def _check(model: CareModel, n0: int, entrant_rows: int) -> dict[str, int]:
     """Violations of each invariant after one step (counts of offending rows/facilities)."""
-    pop, fac = model.pop, model.facilities
+    pop, fac = model.pop, model.places.table
     n = pop.size
     alive = pop.alive[:n]
     facility = pop.facility[:n]
@@ -86,7 +53,7 @@ def _check(model: CareModel, n0: int, entrant_rows: int) -> dict[str, int]:
 def run():
     """Step the model month by month, recording invariant violations and every admission."""
     calls = []
-    real_admit = sim.care.month.admit
+    real_admit = sim.care.admission.admit
 
     def recording_admit(table, month, rows, target, priority, since, seed):
         needy = model.needy_rows  # the applicants are found without a pass over them: check it
@@ -111,7 +78,7 @@ def run():
     entrant_rows = 0
     violations = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sim.care.month, "admit", recording_admit)
+        mp.setattr(sim.care.admission, "admit", recording_admit)
         for _ in range(MONTHS):
             before = model.pop.size
             model.step()
@@ -160,7 +127,7 @@ def test_dead_residents_hold_no_queue_place(run):
 def test_some_facilities_and_queues_in_use(run):
     """The invariants above are not vacuous."""
     model = run["model"]
-    assert model.facilities.occupancy.sum() > 0
+    assert model.places.table.occupancy.sum() > 0
     assert (model.pop.queue_facility[: model.pop.size] >= 0).any()
     assert (~model.pop.alive[: model.pop.size]).sum() > 0
 
@@ -209,7 +176,7 @@ def test_arrangement_shares_partition_those_in_need(run):
 
 def test_institution_metrics_match_the_residents(run):
     model, m = run["model"], run["metrics"]
-    pop, fac = model.pop, model.facilities
+    pop, fac = model.pop, model.places.table
     n = pop.size
     f = pop.facility[:n][pop.alive[:n] & (pop.facility[:n] >= 0)]
     in_res = np.isin(fac.kind[f], RESIDENTIAL).sum()

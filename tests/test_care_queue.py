@@ -21,7 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.care.facilities import PRIVATE, PUBLIC, FacilityTable, _admission_order, admit
+from sim.care.admission import _admission_order, admit
+from sim.care.facilities import FacilityTable
+from sim.care.kinds import PRIVATE, PUBLIC
 
 
 def erlang_c(c: int, a: float) -> float:

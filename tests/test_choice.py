@@ -6,23 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.care.choice import (
+from sim.care.choice import PREFERENCE, REASONS, probabilities, reason_tallies
+from sim.care.kinds import (
+    CENTRE,
+    DAY_URBAN,
     N_OPTIONS,
+    OPTION_KEYS,
     OPTION_KIND,
-    PREFERENCE,
-    REASONS,
+    PUBLIC,
     RESIDENTIAL_OPTIONS,
-    binding_reasons,
-    choose,
-    option_features,
-    option_reason,
-    probabilities,
-    reason_inputs,
-    reason_tallies,
-    utilities,
 )
-from sim.care.facilities import CENTRE, DAY_URBAN, PUBLIC
-from sim.care.gather import gather
 from sim.core.agents import Family
 from sim.core.model import CareModel
 from sim.engine.rng import Stream, uniforms
@@ -42,13 +35,13 @@ def model() -> CareModel:
 def test_choice_frequencies_match_logit(model: CareModel) -> None:
     """Over every resident in need and 20 draw seeds, each option is chosen as often as the
     logit probabilities say (within 5 standard deviations), and never when unavailable."""
-    rows = model.needy_rows
-    prob = probabilities(utilities(model, option_features(model, rows)))
+    rows, choosing = model.needy_rows, model.choice
+    prob = probabilities(choosing.utilities(choosing.option_features(rows)))
     counts = np.zeros(N_OPTIONS)
     with pytest.MonkeyPatch.context() as mp:
         for seed in range(N_SEEDS):
-            mp.setattr(model, "seed", 1000 + seed)
-            choice, _ = choose(model, rows)
+            mp.setattr(choosing, "seed", 1000 + seed)
+            choice, _ = choosing.choose(rows)
             assert (prob[np.arange(rows.size), choice] > 0).all()
             counts += np.bincount(choice, minlength=N_OPTIONS)
     expected = N_SEEDS * prob.sum(axis=0)
@@ -59,17 +52,17 @@ def test_choice_frequencies_match_logit(model: CareModel) -> None:
 
 def test_choose_is_gumbel_max_of_utilities(model: CareModel) -> None:
     """For 20 draw seeds, the choice is exactly the argmax of utility plus -log(-log(u)) with u
-    keyed by (seed, CHOICE, person, month * 8 + option) over all options (choose draws lazily),
-    and the facilities of the options are option_features'."""
-    rows = model.needy_rows
-    f = option_features(model, rows)
-    util = utilities(model, f)
+    keyed by (seed, CHOICE, person, month * OPTION_KEYS + option) over all options (choose
+    draws lazily), and the facilities of the options are option_features'."""
+    rows, choosing = model.needy_rows, model.choice
+    f = choosing.option_features(rows)
+    util = choosing.utilities(f)
     with pytest.MonkeyPatch.context() as mp:
         for seed in range(N_SEEDS):
-            mp.setattr(model, "seed", 2000 + seed)
-            keys = model.month * 8 + np.arange(N_OPTIONS)
-            u = np.column_stack([uniforms(model.seed, Stream.CHOICE, rows, k) for k in keys])
-            choice, facility = choose(model, rows)
+            mp.setattr(choosing, "seed", 2000 + seed)
+            keys = choosing.month * OPTION_KEYS + np.arange(N_OPTIONS)
+            u = np.column_stack([uniforms(choosing.seed, Stream.CHOICE, rows, k) for k in keys])
+            choice, facility = choosing.choose(rows)
             expected = np.argmax(util - np.log(-np.log(u + 1e-300)), axis=1)
             np.testing.assert_array_equal(choice, expected)
     np.testing.assert_array_equal(facility, f.facility)
@@ -78,25 +71,25 @@ def test_choose_is_gumbel_max_of_utilities(model: CareModel) -> None:
 def test_reason_tallies_match_per_resident_reasons(model: CareModel) -> None:
     """The one-pass tallies over the dependents' entries of the residents in need equal
     bincounts of binding_reasons and option_reason over their rows."""
-    pop, n_d, needy = model.pop, len(model.geo.districts), model.needy_rows
-    people = gather(model, needy)
+    pop, n_d, needy, choosing = model.pop, model.n_districts, model.needy_rows, model.choice
+    people = choosing.people(needy)
     entries = np.flatnonzero(pop.health[needy] >= 3)
     flagged = np.random.default_rng(0).random(needy.size) < 0.3
-    binding, residential = reason_tallies(reason_inputs(model), people, entries, flagged, n_d)
+    binding, residential = reason_tallies(choosing.reason_inputs(), people, entries, flagged, n_d)
     rows, unmet = needy[entries], flagged[entries]
-    f = option_features(model, rows)
+    f = choosing.option_features(rows)
     district = pop.district[rows].astype(np.int64)
 
     def tally(mask: np.ndarray, reason: np.ndarray) -> np.ndarray:
         codes = district[mask] * len(REASONS) + reason[mask]
         return np.bincount(codes, minlength=n_d * len(REASONS)).reshape(n_d, len(REASONS))
 
-    np.testing.assert_array_equal(binding, tally(unmet, binding_reasons(model, f)))
+    np.testing.assert_array_equal(binding, tally(unmet, choosing.binding_reasons(f)))
     facility = pop.facility[rows]
-    kind = np.where(facility >= 0, model.facilities.kind[np.maximum(facility, 0)], -1)
+    kind = np.where(facility >= 0, model.places.table.kind[np.maximum(facility, 0)], -1)
     for r, option in enumerate(RESIDENTIAL_OPTIONS):
         outside = kind != OPTION_KIND[option]
-        expected = tally(outside, option_reason(model, f, option))
+        expected = tally(outside, choosing.option_reason(f, option))
         np.testing.assert_array_equal(residential[r], expected, err_msg=str(option))
     assert binding.sum() == unmet.sum()
     assert (binding[:, :PREFERENCE].sum() > 0) and (residential.sum() > 0)
@@ -105,7 +98,7 @@ def test_reason_tallies_match_per_resident_reasons(model: CareModel) -> None:
 def test_spouse_in_a_bed_gives_no_family_care(model: CareModel) -> None:
     """A resident's family capacity counts their spouse's hours only while the spouse lives
     outside a nursing home or medical bed (a day centre place does not stop them caring)."""
-    pop, p, fac = model.pop, model.params, model.facilities
+    pop, p, fac = model.pop, model.params, model.places.table
     fam, pol = p.family, p.policy
     factor = np.asarray(fam.spouse_health_factor)
     rows = pop.alive_rows()
@@ -121,7 +114,7 @@ def test_spouse_in_a_bed_gives_no_family_care(model: CareModel) -> None:
     spouse_hours = fam.spouse_hours * factor[pop.health[spouse]]
 
     def capacity() -> float:
-        hours = family_care_capacity(pop, row, fam, pol, model.residential_facility)
+        hours = family_care_capacity(pop, row, fam, pol, model.places.residential)
         assert Family(model, int(row[0])).care_hours() == hours[0]
         return float(hours[0])
 

@@ -7,19 +7,17 @@ import numpy as np
 import pytest
 
 from sim import CareModel
-from sim.care.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME
-from sim.care.delivery import (
-    IDX,
-    KIND_SUM,
-    _new_care,
-    _new_requests,
-    _Places,
-    _Rates,
-    _receive,
-    deliver_and_measure,
-)
-from sim.care.facilities import PUBLIC
+from sim.care.delivery import IDX, _new_care, _new_requests, _Places, _Rates, _receive
 from sim.care.gather import Residents, gather
+from sim.care.kinds import (
+    COMMUNITY,
+    FACILITY_KINDS,
+    FAMILY,
+    HOME,
+    OPTION_RESIDENTIAL,
+    PUBLIC,
+)
+from sim.care.month import CareMonth
 from sim.population.families import CHILD_CORESIDENT, NO_SPOUSE, family_care_capacity
 
 
@@ -41,25 +39,26 @@ def _row_sets(model: CareModel) -> list[np.ndarray]:
 def test_gather_copies_the_columns_and_family_capacity(model: CareModel, which: int) -> None:
     pop, p = model.pop, model.params
     rows = _row_sets(model)[which]
-    people = gather(model, rows)
+    people = gather(pop, p, model.places.residential, rows)
     for name in Residents._fields[:-2]:
         column = getattr(pop, name)
         np.testing.assert_array_equal(getattr(people, name), column[rows], err_msg=name)
         assert getattr(people, name).dtype == column.dtype, name
     alone = (pop.spouse[rows] == NO_SPOUSE) & (pop.child_place[rows] != CHILD_CORESIDENT)
     np.testing.assert_array_equal(people.alone, alone)
-    capacity = family_care_capacity(pop, rows, p.family, p.policy, model.residential_facility)
+    capacity = family_care_capacity(pop, rows, p.family, p.policy, model.places.residential)
     np.testing.assert_array_equal(people.family, capacity)
 
 
 def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> None:
     """`_receive` lists each resident on home services as a request of their unmet hours, and
     those of them with a medical need again as a medical request, against a numpy reference."""
-    p, needy = model.params, model.needy_rows
-    people = gather(model, needy)
+    p, needy, residential = model.params, model.needy_rows, model.places.residential
+    people = gather(model.pop, p, residential, needy)
     facility, arrangement = people.facility.astype(np.int64), people.arrangement
-    bed = (facility >= 0) & model.residential_facility[np.maximum(facility, 0)]
-    waiting = ~bed & ((arrangement >= PUBLIC_HOME) | ((arrangement == COMMUNITY) & (facility < 0)))
+    bed = (facility >= 0) & residential[np.maximum(facility, 0)]
+    chose_a_bed = OPTION_RESIDENTIAL[arrangement]
+    waiting = ~bed & (chose_a_bed | ((arrangement == COMMUNITY) & (facility < 0)))
     in_use = np.where(waiting, FAMILY, arrangement)
     need = np.asarray(p.need.care_hours_by_state)[people.health]
     family = np.where(bed, 0.0, np.minimum(need, people.family))
@@ -67,8 +66,21 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
     medical = home[people.medical[home]]
     assert home.size > 0 and 0 < medical.size < home.size
 
-    places = _Places(model.facilities.kind, model.residential_facility, np.zeros(1, dtype=bool))
-    rates = _Rates(np.asarray(p.need.care_hours_by_state, dtype=float), 40.0, 7.0, *[0.0] * 8, 0)
+    places = _Places(model.places.table.kind, residential, np.zeros(1, dtype=bool))
+    rates = _Rates(
+        need_by_state=np.asarray(p.need.care_hours_by_state, dtype=float),
+        day_care_hours=40.0,
+        medical_hours=7.0,
+        overload_hours=0.0,
+        public_bed_cost=0.0,
+        public_fee=0.0,
+        home_hour_price=0.0,
+        day_care_price=0.0,
+        voucher_amount=0.0,
+        nursing_subsidy=0.0,
+        carer_allowance=0.0,
+        month=0,
+    )
     care, requests = _new_care(needy.size), (_new_requests(needy.size), _new_requests(needy.size))
     counts = _receive(people, places, rates, needy, care, *requests)
     np.testing.assert_array_equal(care.in_use, in_use)
@@ -88,10 +100,16 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
 
 
 def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
-    pop, fac, needy, pol = model.pop, model.facilities, model.needy_rows, model.params.policy
+    pop, fac, needy, pol = model.pop, model.places.table, model.needy_rows, model.params.policy
     queued = pop.queue_facility[needy] >= 0
-    out, per_person = deliver_and_measure(model, needy, gather(model, needy), needy[queued])
-    unmet_family_only = per_person.add_to(out)
+    events = np.zeros(0, dtype=np.int64)
+    month = CareMonth.open(model.month, events, pop.event, needy, model.n_districts)
+    month.waiting = needy[queued]
+    model.delivery.step(month)
+    for subsystem in (model.places, model.teams, model.admission):
+        subsystem.results(month)
+    model.delivery.results(month)()
+    out, unmet_family_only = month.sums, month.unmet_family_only
     n_d = out.shape[0]
     d = pop.district[needy].astype(np.int64)
 
@@ -99,8 +117,8 @@ def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
         return np.bincount(d, weights=np.asarray(weights, dtype=float), minlength=n_d)
 
     f = pop.facility[needy]
-    bed = (f >= 0) & model.residential_facility[np.maximum(f, 0)]
-    capable_bed = bed & model.facility_medical_capable()[np.maximum(f, 0)]
+    bed = (f >= 0) & model.places.residential[np.maximum(f, 0)]
+    capable_bed = bed & model.places.market.medical_now[np.maximum(f, 0)]
     public = (f >= 0) & (fac.kind[np.maximum(f, 0)] == PUBLIC)
     health, income = pop.health[needy], pop.income[needy]
     dependent = health >= 3
@@ -132,6 +150,7 @@ def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
     assert unmet_family_only.sum() <= out[:, IDX["dependents_unmet"]].sum()
     assert not (unmet_family_only & ~dependent).any() and not (unmet_family_only & bed).any()
     # beds in use by district equal the residents holding them
-    for kind, kind_name in KIND_SUM.items():
-        holding = (f >= 0) & (fac.kind[np.maximum(f, 0)] == kind)
-        assert out[:, IDX[f"occ_{kind_name}"]].sum() >= holding.sum()
+    for kind in FACILITY_KINDS:
+        if kind.residential:
+            holding = (f >= 0) & (fac.kind[np.maximum(f, 0)] == kind.code)
+            assert out[:, IDX[f"occ_{kind.key}"]].sum() >= holding.sum()

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from sim.core.model import CareModel, medical_onset_rates
+from sim.core.model import CareModel
 from sim.engine.calendar import decimal_year
 from sim.params.sections import Params
 from sim.population.demography import AGE_MIN, N_AGES, initial_age_shares
 from sim.population.health import N_STATES, target_prevalence
+from sim.population.system import medical_onset_rates
 
 Z_MAX = 5.0
 SCALE = 5  # ~128k rows
@@ -79,7 +80,7 @@ def _z(observed: float, expected: float, variance: float) -> float:
 
 # -- health-state transitions ------------------------------------------------------------------
 def test_transition_matrix_matches_tables(run: Run) -> None:
-    monthly = run.model.tables.monthly
+    monthly = run.model.population.tables.monthly
     observed = np.zeros((N_STATES, N_STATES))
     expected = np.zeros((N_STATES, N_STATES))
     variance = np.zeros((N_STATES, N_STATES))
@@ -112,7 +113,7 @@ def test_transition_chi_square_by_origin(run: Run) -> None:
     """Pearson chi-square per origin state over destinations with expected >= 20."""
     from scipy.stats import chi2
 
-    monthly = run.model.tables.monthly
+    monthly = run.model.population.tables.monthly
     for f in range(N_STATES):
         obs = np.zeros(N_STATES)
         exp = np.zeros(N_STATES)
@@ -157,7 +158,7 @@ def test_monthly_deaths_match_schedule(run: Run) -> None:
     total_obs = total_exp = total_var = 0.0
     by_state = np.zeros((3, N_STATES))
     for r in run.records:
-        q = run.model.death_probabilities(int(decimal_year(r.month)))
+        q = run.model.population.death_probabilities(int(decimal_year(r.month)))
         p = q[r.sex, r.age, r.health0]
         died = ~r.alive1
         z = _z(died.sum(), p.sum(), (p * (1 - p)).sum())
@@ -178,7 +179,7 @@ def test_monthly_deaths_match_schedule(run: Run) -> None:
 
 def test_death_probabilities_consistent_with_tables(run: Run) -> None:
     model = run.model
-    q = model.death_probabilities(2018)
+    q = model.population.death_probabilities(2018)
     assert q.shape == (2, N_AGES, N_STATES)
     assert np.all((q > 0) & (q < 1))
     # worse health, higher mortality (state 2 and worse above the healthy states)
@@ -189,20 +190,22 @@ def test_death_probabilities_consistent_with_tables(run: Run) -> None:
     # men die at higher rates than women of the same age and state
     assert np.all(q[0] > q[1])
     # the prevalence-weighted hazard multiplier is 1 at every age
-    rr = model.tables.mortality_rr
-    np.testing.assert_allclose((rr * model.tables.prevalence).sum(axis=2), 1.0, rtol=1e-12)
+    rr = model.population.tables.mortality_rr
+    np.testing.assert_allclose(
+        (rr * model.population.tables.prevalence).sum(axis=2), 1.0, rtol=1e-12
+    )
 
 
 def _projected_survival(run: Run) -> np.ndarray:
     """Expected survival [month, person] by the Markov chain the kernel implements: each month
     death first (by state), then the transition, then ageing by one month."""
-    model, tables = run.model, run.model.tables
+    model, tables = run.model, run.model.population.tables
     sex, age_m = run.cohort_sex.astype(np.int64), run.cohort_age_m.astype(np.int64)
     dist = np.zeros((sex.size, N_STATES))
     dist[np.arange(sex.size), run.cohort_health] = 1.0
     out = np.zeros((N_MONTHS, sex.size))
     for month in range(N_MONTHS):
-        q = model.death_probabilities(int(decimal_year(month)))
+        q = model.population.death_probabilities(int(decimal_year(month)))
         a = _age_index(age_m)
         dist = dist * (1 - q[sex, a])
         dist = np.einsum("ni,nij->nj", dist, tables.monthly[sex, a])
@@ -279,7 +282,7 @@ def test_target_prevalence_follows_overrides() -> None:
 
 
 def test_transition_tables_are_stochastic(run: Run) -> None:
-    t = run.model.tables
+    t = run.model.population.tables
     assert t.monthly.shape == (2, N_AGES, N_STATES, N_STATES)
     assert np.all(t.monthly >= 0)
     np.testing.assert_allclose(t.monthly.sum(axis=3), 1.0, atol=1e-12)
@@ -292,7 +295,7 @@ def test_transition_tables_are_stochastic(run: Run) -> None:
 
 def test_initial_health_mix_matches_prevalence(run: Run) -> None:
     """The initial population's states are drawn from the target prevalence by sex and age."""
-    prev = run.model.tables.prevalence
+    prev = run.model.population.tables.prevalence
     sex, age = run.records[0].sex, run.records[0].age
     h0 = run.records[0].health0
     p = prev[sex, age]  # [person, state]

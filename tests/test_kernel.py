@@ -8,7 +8,6 @@ order of the event rows is free.
 
 from __future__ import annotations
 
-import inspect
 import threading
 
 import numba
@@ -36,7 +35,10 @@ from sim.population.kernel import (
     EVENT_WIDOWED,
     N_CHUNKS,
     NEED_LEVEL,
+    Columns,
+    KernelOutputs,
     MonthKernel,
+    MonthRates,
     Parts,
     _cell_tables,
     _quiet_table,
@@ -46,7 +48,6 @@ from sim.population.kernel import (
 
 SCALE = 100  # ~24k rows: a few hundred per chunk
 MONTHS = 3
-ARGUMENTS = [name for name in inspect.signature(month_kernel).parameters if name != "source"]
 WRITTEN = KERNEL_COLUMNS[1:]  # all but alive_idx, compared up to the living count
 
 
@@ -54,8 +55,19 @@ def _copy(inputs: dict) -> dict:
     return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
 
 
-def _arguments(a: dict) -> list:
-    return [a[name] for name in ARGUMENTS]
+def _arguments(a: dict) -> tuple:
+    """The kernel's records (columns, living count, rates, outputs) from the flat inputs."""
+    columns = Columns(**{name: a[name] for name in Columns._fields})
+    rates = MonthRates(**{name: a[name] for name in MonthRates._fields})
+    outputs = KernelOutputs(a["stock"], a["flows"], a["aged"], a["event_rows"], a["needy_rows"])
+    return columns, a["n_alive"], rates, outputs
+
+
+def _flat(columns: Columns, n_alive: int, rates: MonthRates, outputs: KernelOutputs) -> dict:
+    """The flat inputs of the kernel's records (as `_arguments` takes them)."""
+    lists = {"event_rows": outputs.event_rows, "needy_rows": outputs.needy}
+    stock = {"stock": outputs.stock, "flows": outputs.flows, "aged": outputs.aged}
+    return {**columns._asdict(), "n_alive": n_alive, **rates._asdict(), **stock, **lists}
 
 
 def _run_kernel(inputs: dict, threads: int, alone: bool = False) -> dict:
@@ -183,12 +195,12 @@ def months() -> list[dict]:
     recorded = []
 
     def recorder(*args):
-        recorded.append(_copy(dict(zip(ARGUMENTS, args, strict=True))))
+        recorded.append(_copy(_flat(*args)))
         return step_population(*args)
 
     model = CareModel(seed=3, scale=SCALE, care=False)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("sim.core.model.step_population", recorder)
+        patch.setattr("sim.population.system.step_population", recorder)
         model.run_for(MONTHS)
     return recorded
 

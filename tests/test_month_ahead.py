@@ -1,5 +1,6 @@
 """Running a month ahead: within `run_until`, the population kernel of the next month runs on
-another thread while this month's care runs (model._MonthAhead). It must give exactly what
+another thread while this month's care runs (sim.population.system.MonthAhead, started by the
+runner, sim.engine.runner). It must give exactly what
 stepping one month at a time gives, leave no thread behind when a month fails, and leave a model
 that steps, pickles and runs on as before."""
 
@@ -12,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import sim.care.month
-import sim.core.model
-import sim.population.columns
+import sim.care.choice
+import sim.care.diagnostics
+import sim.population.synthesis
+import sim.population.system
 from sim.core.model import CareModel
 from sim.population.columns import COLUMNS
 from sim.population.kernel import N_CHUNKS
@@ -25,7 +27,7 @@ SCALE, SEED, MONTHS = 20, 4, 30
 def _state(model: CareModel) -> dict[str, np.ndarray]:
     pop = model.pop
     columns = {name: getattr(pop, name)[: pop.size].copy() for name in COLUMNS}
-    return {**columns, "alive_idx": pop.alive_rows().copy(), "stock": model._stock.copy()}
+    return {**columns, "alive_idx": pop.alive_rows().copy(), "stock": model.population.stock.copy()}
 
 
 def _assert_same_model(a: CareModel, b: CareModel) -> None:
@@ -48,15 +50,15 @@ def stepped() -> CareModel:
 
 def test_run_until_equals_stepping(stepped: CareModel) -> None:
     ahead_runs = []
-    original = sim.core.model._MonthAhead.__init__
+    original = sim.population.system.MonthAhead.__init__
 
-    def counted(self, model, *args):
-        ahead_runs.append(model.month)
-        original(self, model, *args)
+    def counted(self, system, month, *args):
+        ahead_runs.append(month)
+        original(self, system, month, *args)
 
     model = CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.core.model._MonthAhead, "__init__", counted)
+        patch.setattr(sim.population.system.MonthAhead, "__init__", counted)
         model.run_until(MONTHS // 2)  # two runs: the first leaves no month ahead behind
         model.run_until(MONTHS)
     assert len(ahead_runs) == MONTHS - 2  # every month but the last of each run ran ahead
@@ -77,7 +79,7 @@ def test_columns_grown_mid_run_give_the_same_result(stepped: CareModel) -> None:
         grown.append(self.capacity > capacity)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.population.columns, "_capacity", lambda n, demography, scale: n + 4000)
+        patch.setattr(sim.population.synthesis, "_capacity", lambda n, demography, scale: n + 4000)
         patch.setattr(sim.population.columns.Population, "reserve", recorded)
         model = CareModel(seed=SEED, scale=SCALE)
         model.run_until(MONTHS)
@@ -95,25 +97,25 @@ def test_a_failing_month_leaves_no_thread() -> None:
     """An error in this month's care stops the run; the month ahead's thread is joined and its
     work dropped, so the model is left as stepping one month at a time leaves it."""
     failing_month = 5
-    original = sim.core.model.care_month
+    original = sim.care.choice.Choice.step
 
-    def care_month(model):
-        if model.month == failing_month:
+    def choice_step(self, month):
+        if month.month == failing_month:
             raise RuntimeError("care failed")
-        return original(model)
+        return original(self, month)
 
     threads_before = threading.active_count()
     ahead, stepped = CareModel(seed=SEED, scale=SCALE), CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.core.model, "care_month", care_month)
+        patch.setattr(sim.care.choice.Choice, "step", choice_step)
         with pytest.raises(RuntimeError, match="care failed"):
             ahead.run_until(MONTHS)
         with pytest.raises(RuntimeError, match="care failed"):
             for _ in range(MONTHS):
                 stepped.step()
-    assert ahead._ahead is None
+    assert ahead.runner._ahead is None
     assert threading.active_count() == threads_before
-    assert ahead._entrants_expected == stepped._entrants_expected
+    assert ahead.population._entrants_expected == stepped.population._entrants_expected
     _assert_same_model(ahead, stepped)
 
 
@@ -127,15 +129,15 @@ def test_pickled_model_runs_on(stepped: CareModel) -> None:
 
 
 def test_an_error_on_the_worker_reaches_the_caller() -> None:
-    def finish(*args):
+    def add_reasons(*args):
         raise RuntimeError("tally failed")
 
     model = CareModel(seed=SEED, scale=SCALE)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sim.care.month, "_finish", finish)
+        patch.setattr(sim.care.diagnostics, "add_reasons", add_reasons)
         with pytest.raises(RuntimeError, match="tally failed"):
             model.run_until(3)
-    assert model._worker is None and model._finishing == []
+    assert model.runner._worker is None and model.runner._finishing == []
 
 
 def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
@@ -143,20 +145,18 @@ def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
     made to span several chunks: it runs all the chunks before them and leaves the rest to the
     worker. The results stay those of stepping."""
     extra_entrants = 60  # a month, at scale 500 (~1,400 rows, ~22 rows a chunk)
-    entrants_due = CareModel._entrants_due
-    original_init, original_run = (
-        sim.core.model._MonthAhead.__init__,
-        sim.core.model._MonthAhead._run,
-    )
+    system = sim.population.system
+    entrants_due = system.PopulationSystem._entrants_due
+    original_init, original_run = system.MonthAhead.__init__, system.MonthAhead._run
     spans, caller_ran = [], []
 
     def more_entrants(self, month):
         n, carried = entrants_due(self, month)
         return n + extra_entrants, carried
 
-    def checked_init(self, model, worker, parts):
-        n_before = model.pop.n_alive
-        original_init(self, model, worker, parts)
+    def checked_init(self, population, month, worker, parts):
+        n_before = population.pop.n_alive
+        original_init(self, population, month, worker, parts)
         bounds = self._kernel.bounds
         assert bounds[self.caller_limit] <= n_before < bounds[self.caller_limit + 1]
         spans.append(np.count_nonzero(bounds[1:] > n_before))  # chunks holding entrants
@@ -175,9 +175,9 @@ def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
         original_run(self, *args)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(CareModel, "_entrants_due", more_entrants)
-        patch.setattr(sim.core.model._MonthAhead, "__init__", checked_init)
-        patch.setattr(sim.core.model._MonthAhead, "_run", late_run)
+        patch.setattr(system.PopulationSystem, "_entrants_due", more_entrants)
+        patch.setattr(system.MonthAhead, "__init__", checked_init)
+        patch.setattr(system.MonthAhead, "_run", late_run)
         ahead, stepped = CareModel(seed=SEED, scale=500), CareModel(seed=SEED, scale=500)
         ahead.run_until(12)
         for _ in range(12):

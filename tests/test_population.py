@@ -15,14 +15,9 @@ from scipy.stats import poisson
 from sim.core.model import CareModel
 from sim.engine.calendar import month_index
 from sim.engine.rng import Stream, categorical, uniforms
-from sim.kpis.frame import CITY, POPULATION_COLUMNS
+from sim.kpis.frame import CITY
 from sim.params.sections import Params
-from sim.population.columns import (
-    Population,
-    district_elderly_weights,
-    fill_new_rows,
-    new_row_draws,
-)
+from sim.population.columns import Population
 from sim.population.families import (
     CHILD_CORESIDENT,
     CHILD_NONE,
@@ -33,10 +28,11 @@ from sim.population.families import (
 )
 from sim.population.geography import load_geography
 from sim.population.health import build_tables
-from sim.population.kernel import EVENT_WIDOWED, N_COUNTS, stock_counts
+from sim.population.kernel import COUNTS, EVENT_WIDOWED, N_COUNTS, stock_counts
+from sim.population.synthesis import district_elderly_weights, fill_new_rows, new_row_draws
 
 N_STOCK = 9  # columns C_60..C_MEDICAL of the stock
-COUNT_COLUMNS = list(POPULATION_COLUMNS)
+COUNT_COLUMNS = list(COUNTS)
 CENSUS_60PLUS = 854_501
 
 
@@ -75,7 +71,7 @@ def runs() -> SmallRuns:
     for month in range(MONTHS):
         base.step()
         fresh = stock_counts(base.pop, 10)
-        if not np.array_equal(base._stock[:, :N_STOCK], fresh[:, :N_STOCK]):
+        if not np.array_equal(base.population.stock[:, :N_STOCK], fresh[:, :N_STOCK]):
             stock_mismatch.append(month)
         n = base.pop.size
         for name, alt in alts.items():
@@ -262,8 +258,8 @@ def test_initial_districts_follow_weights(census: CareModel) -> None:
 
 def test_incremental_stock_equals_recount(census: CareModel) -> None:
     fresh = stock_counts(census.pop, 10)
-    assert fresh.shape == census._stock.shape == (10, N_COUNTS)
-    np.testing.assert_array_equal(census._stock[:, :N_STOCK], fresh[:, :N_STOCK])
+    assert fresh.shape == census.population.stock.shape == (10, N_COUNTS)
+    np.testing.assert_array_equal(census.population.stock[:, :N_STOCK], fresh[:, :N_STOCK])
 
 
 def test_neighbourhood_lies_in_district(census: CareModel) -> None:
@@ -359,7 +355,7 @@ def test_new_rows_equal_numpy_reference(
     household and income parameters; also when the rows are drawn in two halves on two threads
     (as the initial population is)."""
     if two_threads:
-        monkeypatch.setattr("sim.population.columns._TWO_THREADS_FROM", 1)
+        monkeypatch.setattr("sim.population.synthesis._TWO_THREADS_FROM", 1)
     params = Params().with_overrides(
         {
             "households": {"childless_share": 0.08, "mean_children_by_age": [1.0, 2, 3, 4, 5, 6]},
@@ -503,6 +499,9 @@ def test_max_hazard_caps_the_extrapolated_hazard(cap: float) -> None:
 
 def test_model_mortality_follows_max_hazard() -> None:
     low, high = _model_with_cap(0.5), _model_with_cap(2.0)
-    p_low, p_high = low.death_probabilities(2030), high.death_probabilities(2030)
+    p_low, p_high = (
+        low.population.death_probabilities(2030),
+        high.population.death_probabilities(2030),
+    )
     np.testing.assert_array_equal(p_low[:, :30], p_high[:, :30])  # ages 60-89 untouched
     assert (p_low[:, -1] < p_high[:, -1]).all()  # age 110: lower cap, fewer deaths

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.care.facilities import CENTRE, DAY_RURAL, DAY_URBAN, RESIDENTIAL
+from sim.care.kinds import CENTRE, DAY_RURAL, DAY_URBAN, RESIDENTIAL
 from sim.care.teams import _TIE_BINS, dispatch
 from sim.core.model import CareModel
 from sim.engine.rng import Stream, uniforms
@@ -158,13 +158,13 @@ def test_dispatch_edge_cases():
 def _all_pairs_km(model: CareModel, facilities: np.ndarray) -> np.ndarray:
     nb = model.geo.neighbourhoods
     x, y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
-    at = model.facilities.neigh[facilities]
+    at = model.places.table.neigh[facilities]
     return np.hypot(x[:, None] - x[at][None, :], y[:, None] - y[at][None, :])
 
 
 def _fresh_pick(model: CareModel, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
     """Best facility of `kind` per neighbourhood from the full distance matrix of `month`."""
-    t, market, choice = model.facilities, model.market, model.params.choice
+    t, market, choice = model.places.table, model.places.market, model.params.choice
     nb_district = model.geo.neighbourhoods["district"].to_numpy()
     city = np.flatnonzero(t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0))
     km = _all_pairs_km(model, city)
@@ -183,7 +183,7 @@ def _fresh_pick(model: CareModel, kind: int, month: int) -> tuple[np.ndarray, np
 
 def _fresh_coverage(model: CareModel, month: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Covered neighbourhoods per kind and the covering centre, from all pairs."""
-    t, svc = model.facilities, model.params.services
+    t, svc = model.places.table, model.params.services
     n_nb = len(model.geo.neighbourhoods)
     covered, covering, best_km = {}, np.full(n_nb, -1), np.full(n_nb, np.inf)
     for kind, radius in ((CENTRE, svc.community_radius_km), (DAY_URBAN, svc.day_care_radius_km)):
@@ -207,12 +207,12 @@ def market_run() -> list[dict]:
     months = []
     for month in range(26):
         model.step()
-        picks = {kind: model.market.pick(kind, neigh) for kind in RESIDENTIAL}
+        picks = {kind: model.places.market.pick(kind, neigh) for kind in RESIDENTIAL}
         fresh = {kind: _fresh_pick(model, kind, month) for kind in RESIDENTIAL}
         coverage = None
         if month % 12 == 0:
-            cover = {k: model.market.covered_by(k, month) for k in (CENTRE, DAY_URBAN)}
-            coverage = (cover, model.market.covering, _fresh_coverage(model, month))
+            cover = {k: model.places.market.covered_by(k, month) for k in (CENTRE, DAY_URBAN)}
+            coverage = (cover, model.places.market.covering, _fresh_coverage(model, month))
         months.append({"picks": picks, "fresh": fresh, "coverage": coverage})
     return months
 
@@ -247,11 +247,11 @@ def test_coverage_sums_count_each_urban_resident(january: CareModel):
     urban = rows[pop.urban[rows]]
     d = pop.district[urban].astype(np.int64)
     covered = [
-        january.market.covered_by(kind, month)[pop.neigh[urban]] for kind in (CENTRE, DAY_URBAN)
+        january.places.market.covered_by(kind, month)[pop.neigh[urban]] for kind in (CENTRE, DAY_URBAN)
     ]
     expected = [np.bincount(d, weights=c, minlength=10) for c in covered]
     expected.append(np.bincount(d, minlength=10).astype(float))
-    assert np.array_equal(january.coverage_sums(), np.stack(expected))
+    assert np.array_equal(january.places._coverage(month), np.stack(expected))
 
 
 def test_poor_80plus_counts_each_resident(january: CareModel):
@@ -259,4 +259,4 @@ def test_poor_80plus_counts_each_resident(january: CareModel):
     poor_80 = rows[(pop.age_m[rows] >= 960) & (pop.income[rows] <= 2)]
     expected = np.bincount(pop.district[poor_80], minlength=10).astype(float)
     assert expected.sum() > 0
-    assert np.array_equal(january.poor_80plus_by_district(), expected)
+    assert np.array_equal(january.delivery._poor_80plus(january.month - 1), expected)

@@ -27,13 +27,15 @@ import pandas as pd
 import solara
 
 from sim.app.i18n import DEFAULT_LANG, tr
-from sim.kpis.frame import CITY, PLAN_TARGETS
+from sim.kpis.frame import CITY
+from sim.kpis.registry import KPIS, PLAN_TARGETS, REASON_NAMES, in_view
+from sim.params.levers import GROUP_KEYS, group_label, levers
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO_DIR = ROOT / "scenarios"
 PLAN_UNTIL = "2020-12"
 LONG_UNTIL = "2035-12"
-REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
+REASONS = REASON_NAMES
 DEFAULT_SCALE = float(os.environ.get("ELDERCARE_APP_SCALE", "10"))
 SCALE_CHOICES = sorted({1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, DEFAULT_SCALE})
 
@@ -48,51 +50,11 @@ class Target:
     percent: bool  # show as a percentage
 
 
-TARGETS = tuple(
-    Target(kpi, value, kpi in ("medical_care_demand_met", "private_bed_share"))
-    for kpi, (value, _) in PLAN_TARGETS.items()
-)
+TARGETS = tuple(Target(k.name, k.target, k.kind == "share") for k in PLAN_TARGETS)
 TARGET_BY_KPI = {t.kpi: t for t in TARGETS}
-PERCENT_KPIS = {
-    "medical_care_demand_met",
-    "private_bed_share",
-    "unmet_need_share",
-    "occupancy_public",
-    "occupancy_private",
-    "occupancy_medical",
-    "team_utilisation",
-    "coverage_community_centre",
-    "coverage_day_care",
-    "share_family_only",
-    "share_home_services",
-    "share_community",
-    "share_institution",
-    "share_medical_bed",
-}
-SERIES_KPIS = (
-    *PLAN_TARGETS,
-    "unmet_need_share",
-    "empty_beds",
-    "occupancy_private",
-    "occupancy_medical",
-    "team_utilisation",
-    "coverage_community_centre",
-    "coverage_day_care",
-    "share_institution",
-    "spending_total",
-    "residents_60plus",
-)
-MAP_KPIS = (
-    "medical_care_demand_met",
-    "beds_per_1000",
-    "private_bed_share",
-    "beds_medical",
-    "unmet_need_share",
-    "coverage_community_centre",
-    "coverage_day_care",
-    "team_utilisation",
-    "empty_beds",
-)
+PERCENT_KPIS = frozenset(k.name for k in KPIS if k.kind == "share")
+SERIES_KPIS = in_view("series")
+MAP_KPIS = in_view("map")
 
 
 def fmt_value(kpi: str, value: float) -> str:
@@ -111,87 +73,31 @@ def fmt_value(kpi: str, value: float) -> str:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Lever:
-    """A slider over one parameter.
+    """A slider over one lever's parameter (`sim.params.declare.Lever`).
 
     mode 'value': the parameter itself. mode 'total': a yearly tuple shown as the 2020 stock
     (`base` parameter + sum of the tuple); moving the slider scales the tuple. mode 'sum': a
     yearly tuple shown as its 2016-2020 sum, scaled the same way.
     """
 
-    key: str
     path: str
     mode: str = "value"
     base: str | None = None
+    label_zh: str = ""
+    label_en: str = ""
+    acts: str = "behaviour"
+
+    def label(self, lang: str) -> str:
+        return self.label_en if lang == "en" else self.label_zh
 
 
-LEVER_GROUPS: tuple[tuple[str, tuple[Lever, ...]], ...] = (
-    (
-        "g_beds",
-        (
-            Lever("l_public_beds", "policy.public_beds_added", "total", "policy.public_beds_2015"),
-            Lever(
-                "l_private_beds", "policy.private_beds_added", "total", "policy.private_beds_2015"
-            ),
-            Lever("l_construction_subsidy", "policy.construction_subsidy_per_bed"),
-            Lever("l_operating_subsidy", "policy.operating_subsidy_per_bed"),
-        ),
-    ),
-    (
-        "g_medical",
-        (
-            Lever(
-                "l_medical_beds", "policy.medical_beds_added", "total", "policy.medical_beds_2015"
-            ),
-            Lever("l_medical_converted", "policy.medical_beds_converted_share"),
-            Lever("l_homes_medical_2015", "policy.homes_medical_share_2015"),
-            Lever("l_medical_staff_share", "services.medical_staff_share"),
-        ),
-    ),
-    (
-        "g_community",
-        (
-            Lever("l_centres", "policy.community_centres_added", "sum"),
-            Lever("l_centres_after", "policy.community_centres_added_per_year_after_2020"),
-            Lever(
-                "l_urban_day_care",
-                "policy.urban_day_care_added",
-                "total",
-                "policy.urban_day_care_2015",
-            ),
-            Lever("l_rural_day_care", "policy.rural_day_care_added", "sum"),
-            Lever("l_centre_places", "services.centre_places"),
-            Lever("l_day_care_places", "services.day_care_places"),
-        ),
-    ),
-    (
-        "g_teams",
-        (
-            Lever("l_teams_added", "services.teams_added", "sum"),
-            Lever("l_staff_per_team", "services.staff_per_team"),
-            Lever("l_voucher", "policy.voucher_amount"),
-        ),
-    ),
-    (
-        "g_prices",
-        (
-            Lever("l_price_public", "money.price_public_home"),
-            Lever("l_price_private", "money.price_private_home"),
-            Lever("l_price_medical", "money.price_medical_bed"),
-            Lever("l_price_home_hour", "money.price_home_care_hour"),
-            Lever("l_price_day", "money.price_day_care"),
-        ),
-    ),
-    (
-        "g_eligibility",
-        (
-            Lever("l_voucher_state", "policy.voucher_min_state"),
-            Lever("l_voucher_age", "policy.voucher_min_age"),
-            Lever("l_voucher_income", "policy.voucher_max_income_class"),
-            Lever("l_nursing_subsidy", "policy.nursing_subsidy"),
-            Lever("l_old_age_allowance", "policy.old_age_allowance"),
-            Lever("l_carer_allowance", "policy.carer_allowance"),
-        ),
-    ),
+def _slider(info) -> Lever:
+    lv = info.lever
+    return Lever(info.path, lv.mode, lv.base, lv.label_zh, lv.label_en, lv.acts)
+
+
+LEVER_GROUPS: tuple[tuple[str, tuple[Lever, ...]], ...] = tuple(
+    (key, tuple(_slider(i) for i in levers() if i.lever.group == key)) for key in GROUP_KEYS
 )
 ALL_LEVERS: tuple[Lever, ...] = tuple(lv for _, group in LEVER_GROUPS for lv in group)
 LEVER_PATHS = frozenset(lv.path for lv in ALL_LEVERS)
@@ -610,7 +516,7 @@ def LeverSlider(lever: Lever, value: float, on_value: Callable[[str, float], Non
     style = "border-left: 3px solid #e65100; padding-left: 6px" if changed else "padding-left: 9px"
     css = "lever-" + lever.path.replace(".", "-")
     with solara.Column(gap="0px", style=style, classes=["lever", css]):
-        solara.Text(tr(lever.key, lang), style="font-size: 13px; font-weight: 500")
+        solara.Text(lever.label(lang), style="font-size: 13px; font-weight: 500")
         if spec.integer:
             solara.SliderInt(
                 "",
@@ -665,9 +571,9 @@ def LeverPanel(
         if new != values:
             on_values(new)
 
-    for group, levers in LEVER_GROUPS:
-        with solara.Details(tr(group, lang), expand=group in ("g_beds", "g_medical")):
-            for lever in levers:
+    for group, sliders in LEVER_GROUPS:
+        with solara.Details(group_label(group, lang), expand=group in ("beds", "medical")):
+            for lever in sliders:
                 v = values.get(lever.path, lever_value_from_flat(lever, extras or {}))
                 LeverSlider(lever, v, set_one, lang)
     others = {k: v for k, v in (extras or {}).items() if k not in LEVER_PATHS}

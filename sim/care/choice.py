@@ -1,8 +1,9 @@
 """Care-arrangement choice: options, eligibility, multinomial-logit utilities, binding reasons.
 
-Materialised residents (with their family) choose among the arrangements they may use:
-0 family care only, 1 home services, 2 community / day care, 3 public home, 4 private home,
-5 integrated medical-care bed. `option_features` computes, for many residents at once, what each
+The month's deciders (with their family) choose among the arrangements they may use
+(`sim.care.kinds.CARE_OPTIONS`): family care only, home services, community / day care, a public
+or private nursing home, an integrated medical-care bed; then move to it (a residential choice
+joins a queue for a bed). `option_features` computes, for many residents at once, what each
 option would mean for them (availability, net price against budget, distance, expected wait,
 medical capability); `choose` draws the choice with a keyed uniform; `binding_reasons` says why a
 dependent without formal care does not use the option that suits them best.
@@ -19,25 +20,40 @@ the options and `_reason` names the first binding reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
+import numba
 import numpy as np
 
-from sim.care.facilities import MEDICAL, PRIVATE, PUBLIC
 from sim.care.gather import Residents, gather, prefetch_resident
-from sim.engine.jit import AHEAD, kernel, row_function
+from sim.care.kinds import (
+    COMMUNITY,
+    FAMILY,
+    HOME,
+    N_OPTIONS,
+    OPTION_KEYS,
+    OPTION_KIND,
+    OPTION_RESIDENTIAL,
+    PUBLIC_HOME,
+    RESIDENTIAL_OPTIONS,
+    kind_prices,
+)
+from sim.care.month import CareMonth
+from sim.care.places import Places
+from sim.care.teams import Teams
+from sim.engine.jit import AHEAD, kernel, prefetch, row_function
 from sim.engine.rng import Stream, keyed_uniform
+from sim.engine.subsystem import Subsystem
+from sim.kpis.registry import REASON_NAMES
+from sim.params.sections import Params
+from sim.population.columns import Population
 from sim.population.kernel import NEED_LEVEL
 
-if TYPE_CHECKING:
-    from sim.core.model import CareModel
-
-FAMILY, HOME, COMMUNITY, PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED = range(6)
-N_OPTIONS = 6
-RESIDENTIAL_OPTIONS = (PUBLIC_HOME, PRIVATE_HOME, MEDICAL_BED)
-OPTION_KIND = {PUBLIC_HOME: PUBLIC, PRIVATE_HOME: PRIVATE, MEDICAL_BED: MEDICAL}
-REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
-NOT_ELIGIBLE, NO_VACANCY, DISTANCE, PRICE, NO_MEDICAL, PREFERENCE = range(6)
+REASONS = REASON_NAMES
+NOT_ELIGIBLE, NO_VACANCY, DISTANCE, PRICE, NO_MEDICAL, PREFERENCE = (
+    REASONS.index(name)
+    for name in ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
+)
 _RESIDENTIAL_KINDS = tuple(OPTION_KIND[option] for option in RESIDENTIAL_OPTIONS)
 _CHOICE = int(Stream.CHOICE)
 # Bounds of the Gumbel draw -log(-log(e)) for e in bucket b = floor(e * 64), i.e. for
@@ -139,44 +155,43 @@ class _Person(NamedTuple):
     closed: bool  # no care or medical need: only family care
 
 
-def _scene(model: CareModel) -> _Scene:
-    """This month's scene (build it again once places change)."""
-    p = model.params
-    m, c = p.money, p.choice
+def _scene(params: Params, places: _Places, home_open: np.ndarray) -> _Scene:
+    """A month's scene: `places` by neighbourhood, `home_open` by district (teams exist)."""
+    m, c = params.money, params.choice
     logit = _Logit(
-        np.asarray(c.constants, dtype=np.float64),
-        float(c.need_gap),
-        float(c.dependency_institution),
-        float(c.medical_capable),
-        float(c.living_alone_institution),
-        float(c.price_per_1000),
-        float(c.unaffordable),
-        float(c.distance_per_km),
-        float(c.wait_per_month),
-        float(p.services.day_care_hours),
+        constants=np.asarray(c.constants, dtype=np.float64),
+        need_gap=float(c.need_gap),
+        dependency_institution=float(c.dependency_institution),
+        medical_capable=float(c.medical_capable),
+        living_alone_institution=float(c.living_alone_institution),
+        price_per_1000=float(c.price_per_1000),
+        unaffordable=float(c.unaffordable),
+        distance_per_km=float(c.distance_per_km),
+        wait_per_month=float(c.wait_per_month),
+        day_care_hours=float(params.services.day_care_hours),
     )
     return _Scene(
-        _places(model),
-        logit,
-        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
-        np.asarray(m.urban_income, dtype=np.float64),
-        np.asarray(m.rural_income, dtype=np.float64),
-        float(m.family_support_share),
-        float(p.policy.voucher_amount),
-        model.team_hours_by_district() > 0,
-        float(m.price_home_care_hour),
-        float(m.price_day_care),
-        float(m.budget_floor),
-        float(c.too_far_km),
+        places=places,
+        logit=logit,
+        need_by_state=np.asarray(params.need.care_hours_by_state, dtype=np.float64),
+        urban_income=np.asarray(m.urban_income, dtype=np.float64),
+        rural_income=np.asarray(m.rural_income, dtype=np.float64),
+        support_share=float(m.family_support_share),
+        voucher_amount=float(params.policy.voucher_amount),
+        home_open=home_open,
+        home_hour_price=float(m.price_home_care_hour),
+        day_care_price=float(m.price_day_care),
+        budget_floor=float(m.budget_floor),
+        too_far_km=float(c.too_far_km),
     )
 
 
-def _places(model: CareModel) -> _Places:
+def _places(params: Params, places: Places) -> _Places:
     """The community centre covering each neighbourhood and the facility of each residential kind
     its residents would apply to (market.pick), with their free places, waits and capability."""
-    n = len(model.geo.neighbourhoods)
-    fac, market = model.facilities, model.market
-    medical_now = model.facility_medical_capable()
+    fac, market = places.table, places.market
+    n = market.covering.size
+    medical_now = market.medical_now
     facility = np.full((n, N_OPTIONS), -1, dtype=np.int64)
     vacancy = np.ones((n, N_OPTIONS), dtype=bool)
     km = np.zeros((n, N_OPTIONS))
@@ -184,12 +199,12 @@ def _places(model: CareModel) -> _Places:
     capable = np.zeros((n, N_OPTIONS), dtype=bool)
     price = np.zeros(N_OPTIONS)
 
-    centre = model.covering_centre()
+    centre = market.covering
     facility[:, COMMUNITY] = centre
     free_places = fac.capacity_rows - fac.occupancy
     vacancy[:, COMMUNITY] = (centre >= 0) & (free_places[np.maximum(centre, 0)] > 0)
-    capable[:, HOME] = model.params.services.medical_staff_share > 0
-    prices = model.prices()
+    capable[:, HOME] = params.services.medical_staff_share > 0
+    prices = kind_prices(params.money)
     for option, kind in OPTION_KIND.items():
         f, distance = market.pick(kind, np.arange(n))
         ok = f >= 0
@@ -202,7 +217,10 @@ def _places(model: CareModel) -> _Places:
         price[option] = prices[kind]
     available = facility >= 0
     available[:, FAMILY] = True
-    return _Places(available, vacancy, km, wait, capable, facility, price)
+    return _Places(
+        available=available, vacancy=vacancy, km=km, wait=wait, capable=capable,
+        facility=facility, price=price,
+    )  # fmt: skip
 
 
 def _new_options(n: int) -> _Options:
@@ -297,7 +315,7 @@ def _utility(
     c, net, budget = s.logit, o.net[ko, j], o.budget[ko]
     cover = person.day_cover if j == COMMUNITY else 1.0
     x = c.constants[j] + c.need_gap * person.gap_share * cover
-    if j >= PUBLIC_HOME:
+    if OPTION_RESIDENTIAL[j]:
         x += person.residential
     x += c.medical_capable * (person.medical and o.capable[ko, j])
     x += c.price_per_1000 * net / 1000
@@ -383,7 +401,8 @@ def _gumbel_max(
     u: np.ndarray, key: int, seed: int, month: int, e: np.ndarray, bound: np.ndarray
 ) -> int:
     """The option with the largest utility plus Gumbel draw (the first on ties): the draw of
-    option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, month * 8 + j), so options
+    option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, month * OPTION_KEYS + j), so
+    options
     at -inf are never chosen. `e` and `bound` are scratch (length 6).
 
     Exact but lazy: an option's uniform bounds its draw from above and below (`_GUMBEL_BOUND`,
@@ -392,7 +411,7 @@ def _gumbel_max(
     drawn first and the others only if their bound reaches the best so far.
     """
     for j in range(N_OPTIONS):
-        e[j] = keyed_uniform(seed, _CHOICE, key, month * 8 + j)
+        e[j] = keyed_uniform(seed, _CHOICE, key, month * OPTION_KEYS + j)
         bound[j] = -np.inf
         if u[j] > -np.inf:
             bound[j] = u[j] + _GUMBEL_BOUND[np.uintp(e[j] * _GUMBEL_BUCKETS)]
@@ -466,68 +485,12 @@ def _reason_tallies(
                 residential[n, d, _residential_reason(s, r, k, option, budget)] += 1
 
 
-def option_features(model: CareModel, rows: np.ndarray) -> OptionFeatures:
-    """Evaluate all six options for `rows` this month."""
-    o = _new_options(rows.size)
-    _fill_features(_scene(model), gather(model, rows), o)
-    return OptionFeatures(rows, *o)
-
-
-def utilities(model: CareModel, f: OptionFeatures) -> np.ndarray:
-    """Multinomial-logit utilities [n, 6]; unavailable options get -inf."""
-    u = np.empty((f.rows.size, N_OPTIONS))
-    _fill_utilities(_scene(model), gather(model, f.rows), _options(f), u)
-    return u
-
-
-def choose(model: CareModel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Chosen option per resident, and the facility [n, 6] each option would give them
-    (`OptionFeatures.facility`, -1 none).
-
-    The logit draw is a Gumbel-max over one keyed uniform per (person, month, option): the same
-    probabilities as the logit, and a lever that improves one option moves people only into
-    that option, so CRN-paired scenario differences are monotone and low-noise.
-    """
-    choice = np.empty(rows.size, dtype=np.int64)
-    facility = np.empty((rows.size, N_OPTIONS), dtype=np.int64)
-    _choose(
-        _scene(model), gather(model, rows), rows, model.seed, model.month, choice, facility,
-        _new_options(1), np.empty((3, N_OPTIONS)),
-    )  # fmt: skip
-    return choice, facility
-
-
-def probabilities(util: np.ndarray) -> np.ndarray:
-    """Logit probabilities row by row (unavailable options have probability 0)."""
-    top = util.max(axis=1, keepdims=True)
-    e = np.exp(util - top)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def option_reason(model: CareModel, f: OptionFeatures, option: int) -> np.ndarray:
-    """First binding reason why each resident does not use `option` (PREFERENCE if none binds)."""
-    out = np.empty(f.rows.size, dtype=np.int8)
-    _option_reasons(_scene(model), gather(model, f.rows), _options(f), option, out)
-    return out
-
-
-def binding_reasons(model: CareModel, f: OptionFeatures) -> np.ndarray:
-    """Reason for each resident's best formal option (highest utility ignoring availability)."""
-    out = np.empty(f.rows.size, dtype=np.int8)
-    _binding_reasons(_scene(model), gather(model, f.rows), _options(f), out)
-    return out
-
-
 class ReasonInputs(NamedTuple):
     """What the reason diagnostics read of the model, taken at once after the month's care, so
     that the tallies may run later, on another thread."""
 
     scene: _Scene
     facility_kind: np.ndarray
-
-
-def reason_inputs(model: CareModel) -> ReasonInputs:
-    return ReasonInputs(_scene(model), model.facilities.kind)
 
 
 def reason_tallies(
@@ -559,3 +522,139 @@ def reason_tallies(
         residential,
     )
     return binding, residential
+
+
+class Choice(Subsystem):
+    """The month's deciders choose an arrangement and move to it: they leave a place they no
+    longer use, join, keep or leave a queue for a bed, or take a free place at their community
+    centre (`_move`)."""
+
+    writes = frozenset(("facility", "queue_facility", "queue_since", "arrangement"))
+
+    def __init__(self, params: Params, pop: Population, places: Places, teams: Teams, seed: int):
+        self.params, self.pop, self.places, self.teams, self.seed = params, pop, places, teams, seed
+        self.month = 0  # the month last stepped (inspection reads its scene)
+
+    def step(self, month: CareMonth) -> None:
+        self.month = month.month
+        rows = month.deciders
+        choice, option_facility = self.choose(rows)
+        pop, fac = self.pop, self.places.table
+        released = _move(
+            rows, choice, option_facility, month.month, pop.facility, pop.queue_facility,
+            pop.queue_since, pop.arrangement, self.places.residential, fac.occupancy,
+            fac.capacity_rows,
+        )  # fmt: skip
+        self.places.market.record_exits(released)
+
+    def scene(self) -> _Scene:
+        """The scene of the month last stepped (build it again once places change)."""
+        home_open = self.teams.hours(self.month) > 0
+        return _scene(self.params, _places(self.params, self.places), home_open)
+
+    def people(self, rows: np.ndarray) -> Residents:
+        return gather(self.pop, self.params, self.places.residential, rows)
+
+    def option_features(self, rows: np.ndarray) -> OptionFeatures:
+        """Evaluate every option for `rows` this month."""
+        o = _new_options(rows.size)
+        _fill_features(self.scene(), self.people(rows), o)
+        return OptionFeatures(rows, *o)
+
+    def utilities(self, f: OptionFeatures) -> np.ndarray:
+        """Multinomial-logit utilities [n, options]; unavailable options get -inf."""
+        u = np.empty((f.rows.size, N_OPTIONS))
+        _fill_utilities(self.scene(), self.people(f.rows), _options(f), u)
+        return u
+
+    def choose(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chosen option per resident, and the facility [n, options] each option would give
+        them (`OptionFeatures.facility`, -1 none).
+
+        The logit draw is a Gumbel-max over one keyed uniform per (person, month, option): the
+        same probabilities as the logit, and a lever that improves one option moves people only
+        into that option, so CRN-paired scenario differences are monotone and low-noise.
+        """
+        choice = np.empty(rows.size, dtype=np.int64)
+        facility = np.empty((rows.size, N_OPTIONS), dtype=np.int64)
+        _choose(
+            self.scene(), self.people(rows), rows, self.seed, self.month, choice, facility,
+            _new_options(1), np.empty((3, N_OPTIONS)),
+        )  # fmt: skip
+        return choice, facility
+
+    def option_reason(self, f: OptionFeatures, option: int) -> np.ndarray:
+        """First binding reason why each resident does not use `option` (PREFERENCE if none)."""
+        out = np.empty(f.rows.size, dtype=np.int8)
+        _option_reasons(self.scene(), self.people(f.rows), _options(f), option, out)
+        return out
+
+    def binding_reasons(self, f: OptionFeatures) -> np.ndarray:
+        """Reason for each resident's best formal option (highest utility ignoring
+        availability)."""
+        out = np.empty(f.rows.size, dtype=np.int8)
+        _binding_reasons(self.scene(), self.people(f.rows), _options(f), out)
+        return out
+
+    def reason_inputs(self) -> ReasonInputs:
+        """What the reason diagnostics read, taken now (after the month's admissions)."""
+        return ReasonInputs(self.scene(), self.places.table.kind)
+
+
+def probabilities(util: np.ndarray) -> np.ndarray:
+    """Logit probabilities row by row (unavailable options have probability 0)."""
+    top = util.max(axis=1, keepdims=True)
+    e = np.exp(util - top)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@numba.njit(cache=True, nogil=True)
+def _move(
+    rows, choice, option_facility, month, facility, queue_facility, queue_since, arrangement,
+    residential_facility, occupancy, capacity_rows,
+):  # fmt: skip
+    """Apply each decider's choice in row order; returns the facilities whose place was freed.
+
+    First every decider leaves a place they no longer use and joins, keeps or leaves a queue
+    (while queueing for a bed a resident keeps the arrangement they had); then, once every
+    place is freed, those choosing community care take a free place at their centre in row
+    order, or stay with family care if it is full.
+    """
+    released = np.empty(rows.size, dtype=np.int64)
+    n_released = 0
+    for k in range(rows.size):
+        if k + AHEAD < rows.size:  # the deciders' rows are scattered: load them ahead
+            ahead = np.uintp(rows[k + AHEAD])
+            prefetch(facility, ahead)
+            prefetch(queue_facility, ahead)
+            prefetch(queue_since, ahead)
+            prefetch(arrangement, ahead)
+        i, c = rows[k], choice[k]
+        f = facility[i]
+        residential_choice = OPTION_RESIDENTIAL[c]
+        stay = residential_choice and f >= 0 and residential_facility[f]
+        same_centre = c == COMMUNITY and f == option_facility[k, COMMUNITY]
+        if f >= 0 and not stay and not same_centre:
+            occupancy[f] -= 1
+            released[n_released] = f
+            n_released += 1
+            facility[i] = -1
+        if residential_choice and not stay:
+            if queue_facility[i] != option_facility[k, c]:
+                queue_facility[i] = option_facility[k, c]
+                queue_since[i] = month
+        else:
+            queue_facility[i] = -1
+            queue_since[i] = -1
+        if not residential_choice:
+            arrangement[i] = c
+    for k in range(rows.size):
+        i = rows[k]
+        if choice[k] == COMMUNITY and facility[i] < 0:
+            centre = option_facility[k, COMMUNITY]
+            if capacity_rows[centre] - occupancy[centre] > 0:
+                occupancy[centre] += 1
+                facility[i] = centre
+            else:
+                arrangement[i] = FAMILY
+    return released[:n_released]

@@ -2,81 +2,40 @@
 
 Every resident in need (care-need level 1+ or a medical need, ~250 k rows in 2030) is visited
 each month. Their rows are scattered over the population (one in ~8 rows), so a pass that reads
-them there streams nearly whole columns from memory: `resident_columns.gather` reads their
+them there streams nearly whole columns from memory: `gather.gather` reads their
 columns and family care capacity once, after admissions, into compact arrays that every later
 pass of the month reads in order. The per-person arithmetic runs in two compiled passes (numba)
 around the team dispatch: `_receive` works out what the family and any facility give and lists
-the requests to the teams, the teams share their hours (`services.dispatch`), and `_tally` adds
-each person's care, unmet hours and public spending into the [district, SUMS] array in row order
-(the same sums, in the same order, as a per-column bincount).
+the requests to the teams, the teams share their hours (`teams.dispatch`), and `_tally` adds
+each person's care, unmet hours and public spending into the month's sums
+[district, kpis.registry.CARE_SUMS] in row order (the same sums, in the same order, as a
+per-column bincount).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
-from sim.care.choice import COMMUNITY, FAMILY, HOME, PUBLIC_HOME, REASONS
-from sim.care.facilities import MEDICAL, PRIVATE, PUBLIC
-from sim.care.gather import Residents
-from sim.care.teams import dispatch
+from sim.care.gather import Residents, gather
+from sim.care.kinds import COMMUNITY, FAMILY, HOME, MEDICAL, OPTION_RESIDENTIAL, PUBLIC
+from sim.care.month import CareMonth
+from sim.care.places import Places
+from sim.care.teams import Teams, dispatch
+from sim.engine.calendar import EachYear
 from sim.engine.jit import kernel, row_function
+from sim.engine.subsystem import Deferred, Subsystem
+from sim.kpis.registry import CARE_SUMS
+from sim.params.sections import Params
+from sim.population.columns import Population
 
-if TYPE_CHECKING:
-    from sim.core.model import CareModel
-
-SPENDING = (
-    "construction",
-    "operating",
-    "public_homes",
-    "vouchers",
-    "nursing_subsidy",
-    "old_age_allowance",
-    "carer_allowance",
-)
-SUMS = (
-    "med_need",
-    "med_met",
-    "med_met_beds",
-    "beds_public",
-    "beds_private",
-    "beds_medical",
-    "occ_public",
-    "occ_private",
-    "occ_medical",
-    "cap_public",
-    "cap_private",
-    "cap_medical",
-    "queue",
-    "wait_sum",
-    "in_need",
-    "n_family",
-    "n_home",
-    "n_community",
-    "n_institution",
-    "n_medical_bed",
-    "dependents",
-    "dependents_unmet",
-    "unmet_hours",
-    "family_hours",
-    "overloaded",
-    "team_used",
-    "team_capacity",
-    "cov_centre",
-    "cov_day",
-    "urban_elderly",
-    *(f"spend_{s}" for s in SPENDING),
-    *(f"unmet_reason_{r}" for r in REASONS),
-    *(f"empty_reason_{r}" for r in REASONS),
-)
-IDX = {name: i for i, name in enumerate(SUMS)}
-KIND_SUM = {PUBLIC: "public", PRIVATE: "private", MEDICAL: "medical"}
+IDX = {s.name: i for i, s in enumerate(CARE_SUMS)}
 _EPS = 1e-9  # hours: below this a shortfall is rounding, not unmet care
 
 # column indices as module constants, so the compiled tally sees them as literals
 _MED_NEED, _MED_MET, _MED_MET_BEDS = IDX["med_need"], IDX["med_met"], IDX["med_met_beds"]
-_QUEUE, _WAIT_SUM, _IN_NEED = IDX["queue"], IDX["wait_sum"], IDX["in_need"]
+_IN_NEED = IDX["in_need"]
 _N_FAMILY, _N_HOME, _N_COMMUNITY = IDX["n_family"], IDX["n_home"], IDX["n_community"]
 _N_INSTITUTION, _N_MEDICAL_BED = IDX["n_institution"], IDX["n_medical_bed"]
 _DEPENDENTS, _DEPENDENTS_UNMET = IDX["dependents"], IDX["dependents_unmet"]
@@ -84,12 +43,10 @@ _UNMET_HOURS, _FAMILY_HOURS = IDX["unmet_hours"], IDX["family_hours"]
 _OVERLOADED, _TEAM_USED = IDX["overloaded"], IDX["team_used"]
 _SPEND_PUBLIC, _SPEND_VOUCHERS = IDX["spend_public_homes"], IDX["spend_vouchers"]
 _SPEND_NURSING, _SPEND_CARER = IDX["spend_nursing_subsidy"], IDX["spend_carer_allowance"]
-# the sums of whole numbers: `_tally` counts them in integers (exact in any order, and adding a
-# flag to an integer needs no branch, where adding it as 0.0 or 1.0 compiles to one)
-_COUNTED = [
-    _MED_NEED, _MED_MET, _MED_MET_BEDS, _IN_NEED, _N_FAMILY, _N_HOME, _N_COMMUNITY,
-    _N_INSTITUTION, _N_MEDICAL_BED, _DEPENDENTS, _DEPENDENTS_UNMET, _OVERLOADED,
-]  # fmt: skip
+# the sums of whole numbers (`RawSum.counted`): `_tally` counts them in integers (exact in any
+# order, and adding a flag to an integer needs no branch, where adding it as 0.0 or 1.0 compiles
+# to one)
+_COUNTED = [IDX[s.name] for s in CARE_SUMS if s.counted]
 
 
 class _Places(NamedTuple):
@@ -192,7 +149,7 @@ def _receive(
         care.kind[k] = places.kind[np.uintp(f)] if f >= 0 else -1
         bed = f >= 0 and places.residential[np.uintp(f)]
         a = people.arrangement[k]
-        if not bed and (a >= PUBLIC_HOME or (a == COMMUNITY and f < 0)):
+        if not bed and (OPTION_RESIDENTIAL[a] or (a == COMMUNITY and f < 0)):
             a = FAMILY
         care.in_use[k] = a
         if bed:
@@ -223,8 +180,8 @@ def _tally(
     counts: np.ndarray,
 ) -> None:
     """Add each person's care, unmet need and public spending to
-    out[district, SUMS], in row order (the same sums, in the same order, as a per-column
-    bincount), and the `_COUNTED` columns to the integers counts[district, SUMS] instead; flag
+    out[district, CARE_SUMS], in row order (the same sums, in the same order, as a per-column
+    bincount), and the `_COUNTED` columns to the integers counts[district, CARE_SUMS] instead; flag
     care.unmet_family_only (the dependents whose binding reason the diagnostics explain)."""
     for k in range(people.health.size):
         d = np.uintp(people.district[k])
@@ -295,7 +252,7 @@ class PersonSums(NamedTuple):
     teams: _Teams
 
     def add_to(self, out: np.ndarray) -> np.ndarray:
-        """Add the sums to out[district, SUMS]; returns the mask of dependents with unmet need
+        """Add the sums to out[district, CARE_SUMS]; returns the mask of dependents with unmet need
         and family care only."""
         n, teams = self.needy.size, self.teams
         care = _new_care(n)
@@ -313,54 +270,6 @@ class PersonSums(NamedTuple):
         return care.unmet_family_only
 
 
-def deliver_and_measure(
-    model: CareModel, needy: np.ndarray, people: Residents, queued: np.ndarray
-) -> tuple[np.ndarray, PersonSums]:
-    """Care to everyone in need this month (rows `needy`, their columns `people`; of them, rows
-    `queued` still wait for a bed): returns the raw sums [district, SUMS] of the facilities,
-    queues and teams, and the care delivered to each person with the sums over them
-    (`PersonSums`), which complete the first (the reason columns stay zero).
-    """
-    p = model.params
-    places = _Places(  # capability copied: the next month may run before the sums are added
-        model.facilities.kind, model.residential_facility, model.facility_medical_capable().copy()
-    )
-    pol, money = p.policy, p.money
-    rates = _Rates(
-        np.asarray(p.need.care_hours_by_state, dtype=np.float64),
-        float(p.services.day_care_hours),
-        float(p.need.medical_hours),
-        float(p.family.overload_hours),
-        float(pol.public_bed_cost),
-        float(money.price_public_home),
-        float(money.price_home_care_hour),
-        float(money.price_day_care),
-        float(pol.voucher_amount),
-        float(pol.nursing_subsidy),
-        float(pol.carer_allowance),
-        int(model.month),
-    )
-    team_capacity = model.team_hours_by_district() / model.scale
-    share = p.services.medical_staff_share
-    teams = _Teams(team_capacity * (1 - share), team_capacity * share, model.seed, int(model.month))
-    out = np.zeros((len(model.geo.districts), len(SUMS)))
-    out[:, IDX["team_capacity"]] = team_capacity
-    _queue_sums(model, queued, out)
-    _facility_sums(model, out)
-    return out, PersonSums(needy, people, places, rates, teams)
-
-
-def _queue_sums(model: CareModel, queued: np.ndarray, out: np.ndarray) -> None:
-    """Residents waiting for a bed and the months they have waited so far, by district: from
-    the few thousand rows in a queue, not a column of everyone in need (whole numbers, so the
-    sums do not depend on the order)."""
-    pop, n_d = model.pop, out.shape[0]
-    district = pop.district[queued].astype(np.int64)
-    waited = model.month - pop.queue_since[queued].astype(np.int64)
-    out[:, _QUEUE] = np.bincount(district, minlength=n_d)
-    out[:, _WAIT_SUM] = np.bincount(district, weights=waited, minlength=n_d)
-
-
 def _team_hours(capacity: np.ndarray, requests: _Requests, n: int, teams: _Teams) -> np.ndarray:
     """Hours the district teams (`capacity` by district) grant to the first `n` `requests`."""
     r = requests
@@ -369,23 +278,66 @@ def _team_hours(capacity: np.ndarray, requests: _Requests, n: int, teams: _Teams
     )
 
 
-def _facility_sums(model: CareModel, out: np.ndarray) -> None:
-    """Beds, places in use, coverage and the facility-side spending by district."""
-    fac, p, month, n_d = model.facilities, model.params, model.month, out.shape[0]
-    open_now = fac.is_open(month)
-    fd = fac.district.astype(np.int64)
-    for kind_code, name in KIND_SUM.items():
-        sel = open_now & (fac.kind == kind_code)
-        out[:, IDX[f"beds_{name}"]] = np.bincount(fd[sel], weights=fac.capacity[sel], minlength=n_d)
-        out[:, IDX[f"cap_{name}"]] = np.bincount(
-            fd[sel], weights=fac.capacity_rows[sel], minlength=n_d
+class Delivery(Subsystem):
+    """Care delivered to everyone in need this month, once the choices and admissions are made:
+    the columns of those in need are gathered (`CareMonth.people`), and the per-person care,
+    team dispatch and sums (`PersonSums`) are handed to the runner to complete."""
+
+    def __init__(self, params: Params, pop: Population, places: Places, teams: Teams, seed: int,
+                 scale: float):  # fmt: skip
+        self.params, self.pop, self.places, self.teams = params, pop, places, teams
+        self.seed, self.scale = seed, scale
+        self._poor_80plus = EachYear(self._count_poor_80plus)
+
+    def step(self, month: CareMonth) -> None:
+        """Gather the columns of those in need (facilities, arrangements and queues are final)."""
+        month.people = gather(self.pop, self.params, self.places.residential, month.needy)
+
+    def results(self, month: CareMonth) -> Deferred:
+        """The allowance paid now; the care of each person in need and its sums, deferred."""
+        p, out = self.params, month.sums
+        out[:, IDX["spend_old_age_allowance"]] = (
+            self._poor_80plus(month.month) * p.policy.old_age_allowance
         )
-        out[:, IDX[f"occ_{name}"]] = np.bincount(fd[sel], weights=fac.occupancy[sel], minlength=n_d)
-    cov = model.coverage_sums()
-    out[:, IDX["cov_centre"]], out[:, IDX["cov_day"]], out[:, IDX["urban_elderly"]] = cov
-    pol = p.policy
-    opening = (fac.open_month == month) & (fac.kind == PRIVATE)
-    new_beds = np.bincount(fd[opening], weights=fac.capacity[opening], minlength=n_d)
-    out[:, IDX["spend_construction"]] = new_beds * pol.construction_subsidy_per_bed / model.scale
-    out[:, IDX["spend_operating"]] = out[:, IDX["occ_private"]] * pol.operating_subsidy_per_bed
-    out[:, IDX["spend_old_age_allowance"]] = model.poor_80plus_by_district() * pol.old_age_allowance
+        places = _Places(  # capability copied: the next month may run before the sums are added
+            kind=self.places.table.kind,
+            residential=self.places.residential,
+            capable=self.places.market.medical_now.copy(),
+        )
+        pol, money = p.policy, p.money
+        rates = _Rates(
+            need_by_state=np.asarray(p.need.care_hours_by_state, dtype=np.float64),
+            day_care_hours=float(p.services.day_care_hours),
+            medical_hours=float(p.need.medical_hours),
+            overload_hours=float(p.family.overload_hours),
+            public_bed_cost=float(pol.public_bed_cost),
+            public_fee=float(money.price_public_home),
+            home_hour_price=float(money.price_home_care_hour),
+            day_care_price=float(money.price_day_care),
+            voucher_amount=float(pol.voucher_amount),
+            nursing_subsidy=float(pol.nursing_subsidy),
+            carer_allowance=float(pol.carer_allowance),
+            month=int(month.month),
+        )
+        capacity = self.teams.hours(month.month) / self.scale
+        share = p.services.medical_staff_share
+        teams = _Teams(
+            care_hours=capacity * (1 - share),
+            medical_hours=capacity * share,
+            seed=self.seed,
+            month=int(month.month),
+        )
+        sums = PersonSums(month.needy, month.people, places, rates, teams)
+
+        def complete() -> None:
+            month.unmet_family_only = sums.add_to(out)
+
+        return complete
+
+    def _count_poor_80plus(self, month: int) -> np.ndarray:
+        """Residents 80+ in income classes 0-2 (old-age allowance), by district. Flags from
+        whole columns (cheaper than gathering the living rows), counted over the living."""
+        pop = self.pop
+        poor_80 = (pop.age_m >= 960) & (pop.income <= 2)
+        n_d = int(self.places.geo.districts.shape[0])
+        return pop.count_living(poor_80, pop.district, n_d).astype(float)

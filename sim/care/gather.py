@@ -9,11 +9,13 @@ delivery passes then read in order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from sim.engine.jit import AHEAD, kernel, prefetch, row_function
+from sim.params.sections import Params
+from sim.population.columns import Population
 from sim.population.families import (
     Households,
     care_hours,
@@ -22,9 +24,6 @@ from sim.population.families import (
     prefetch_household,
     prefetch_partner,
 )
-
-if TYPE_CHECKING:
-    from sim.core.model import CareModel
 
 
 class Residents(NamedTuple):
@@ -56,10 +55,12 @@ class _Columns(NamedTuple):
     neigh: np.ndarray
 
 
-def gather(model: CareModel, rows: np.ndarray) -> Residents:
-    """The columns of `rows` (increasing) and their family care capacity, in one pass."""
-    pop, p = model.pop, model.params
-    h = households(pop, p.family, p.policy, model.residential_facility)
+def gather(
+    pop: Population, params: Params, residential_facility: np.ndarray, rows: np.ndarray
+) -> Residents:
+    """The columns of `rows` (increasing) and their family care capacity, in one pass
+    (`residential_facility`: by facility, whether it is a bed)."""
+    h = households(pop, params.family, params.policy, residential_facility)
     c = _Columns(*(getattr(pop, name) for name in _Columns._fields))
     out = Residents(
         *(np.empty(rows.size, dtype=getattr(pop, name).dtype) for name in Residents._fields[:-2]),

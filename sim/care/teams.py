@@ -1,6 +1,9 @@
 """Home-care service teams dispatched through the 12349 platform.
 
-Team hours are a district budget (teams x staff x productive hours). Requests are served in
+The teams subsystem keeps one entry per team (`TeamTable`; `ServiceTeam` Mesa agents in
+sim.core.agents are views on it): each January the year's teams are placed in the districts in
+proportion to their urban elderly, and a district's staff hours are its budget for the month
+(teams x staff x productive hours). Requests are served in
 priority order: assessed voucher holders (government-purchased services) first, then others,
 with a keyed tie-break, so the allocation never exceeds capacity and does not depend on array
 order (beyond float rounding in sums of hours). Only the few requests where a district's hours run
@@ -9,13 +12,20 @@ out are sorted; the rest takes a few compiled passes over the requests (see `dis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from sim.care.month import CareMonth
+from sim.engine.calendar import EachYear, decimal_year
 from sim.engine.jit import kernel, row_function
 from sim.engine.rng import Stream, keyed_uniform
-from sim.population.geography import allocate_largest_remainder
+from sim.engine.subsystem import Subsystem
+from sim.kpis.registry import CARE_SUM_NAMES
+from sim.params.sections import Params
+from sim.population.geography import Geography, allocate_largest_remainder
+from sim.population.synthesis import district_elderly_weights
 
 
 def teams_in_year(services, year: int) -> int:
@@ -24,10 +34,48 @@ def teams_in_year(services, year: int) -> int:
     return services.teams_2015 + int(sum(added))
 
 
-def team_hours_by_district(services, year: int, weights: np.ndarray) -> np.ndarray:
-    """Monthly staff hours per district (teams placed in proportion to `weights`)."""
-    teams = allocate_largest_remainder(teams_in_year(services, year), weights)
-    return teams * services.staff_per_team * services.hours_per_staff
+@dataclass
+class TeamTable:
+    """One entry per team that exists in some year of the plan (the 2015 stock and every team
+    added): the district it serves this year (-1: not formed yet). Staff, hours and the
+    medically qualified share are the same for every team (`ServiceParams`)."""
+
+    district: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.district.size
+
+
+class Teams(Subsystem):
+    """The service teams: their staff hours by district (each January) and the hours they grant
+    to requests (`dispatch`, called by the delivery of care)."""
+
+    def __init__(self, params: Params, geo: Geography, scale: float):
+        self.params, self.geo, self.scale = params, geo, scale
+        self.hours = EachYear(self._hours)  # staff hours per month by district, in a month
+
+    def init(self) -> None:
+        svc = self.params.services
+        self.table = TeamTable(np.full(svc.teams_2015 + sum(svc.teams_added), -1, np.int64))
+
+    def step(self, month: CareMonth) -> None:
+        self.hours(month.month)
+
+    def results(self, month: CareMonth) -> None:
+        month.sums[:, _TEAM_CAPACITY] = self.hours(month.month) / self.scale
+
+    def _hours(self, month: int) -> np.ndarray:
+        """The year's staff hours by district; places the year's teams in the table."""
+        svc, year = self.params.services, int(decimal_year(month))
+        weights = district_elderly_weights(self.geo) * self.geo.districts["urban_share"].to_numpy()
+        teams = allocate_largest_remainder(teams_in_year(svc, year), weights)
+        self.table.district[:] = -1
+        self.table.district[: teams.sum()] = np.repeat(np.arange(teams.size), teams)
+        return teams * svc.staff_per_team * svc.hours_per_staff
+
+
+_TEAM_CAPACITY = CARE_SUM_NAMES.index("team_capacity")
 
 
 # Requests are served in the order of one float key per request: district, then priority, then the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 START_YEAR = 2016
 _LABEL = re.compile(r"^(\d{4})-(\d{2})$")
@@ -28,3 +29,18 @@ def month_label(index: int) -> str:
 def decimal_year(index: int) -> float:
     """Calendar time at the middle of a model month, e.g. 2016-01 -> 2016.04."""
     return START_YEAR + (index + 0.5) / 12.0
+
+
+class EachYear[T]:
+    """A value computed at most once per calendar year, for quantities that change each
+    January (team hours, the centres' coverage): `compute(month)` on the first call in a year."""
+
+    def __init__(self, compute: Callable[[int], T]):
+        self._compute = compute
+        self._year: int | None = None
+        self._value: T | None = None
+
+    def __call__(self, month: int) -> T:
+        if month // 12 != self._year:
+            self._year, self._value = month // 12, self._compute(month)
+        return self._value

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from sim.care.facilities import DAY_URBAN, PRIVATE, PUBLIC
+from sim.care.kinds import DAY_URBAN, PRIVATE, PUBLIC
 from sim.care.teams import teams_in_year
 from sim.core.model import CareModel
 from sim.experiments.results import code_version
@@ -65,7 +65,7 @@ def statistics(
     stats["empty_nest_share"] = float((pop.child_place[rows] != CHILD_CORESIDENT).mean())
     alone = (pop.spouse[rows] == -1) & (pop.child_place[rows] != CHILD_CORESIDENT)
     stats["living_alone_share"] = float(alone.mean())
-    fac = model.facilities
+    fac = model.places.table
     at_start = fac.open_month < 0
     homes = at_start & np.isin(fac.kind, (PUBLIC, PRIVATE))
     stats["institutions_2015"] = float(homes.sum())

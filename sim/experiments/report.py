@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from sim.kpis.frame import CITY
-from sim.kpis.frame import PLAN_TARGETS as TARGETS
+from sim.kpis.registry import PLAN_TARGETS, REASON_NAMES
 
 DISTRICT_KPIS = (
     "beds_per_1000",
@@ -21,7 +21,6 @@ DISTRICT_KPIS = (
     "unmet_need_share",
     "occupancy_private",
 )
-REASONS = ("not_eligible", "no_vacancy", "distance", "price", "no_medical", "preference")
 
 
 def _png(fig) -> str:
@@ -38,11 +37,11 @@ def _months(city: pd.DataFrame) -> pd.DatetimeIndex:
 def chart_targets(frame: pd.DataFrame) -> str:
     city = frame[frame["district"] == CITY]
     fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
-    for ax, (kpi, (target, label)) in zip(axes.flat, TARGETS.items(), strict=True):
-        if kpi in city:
-            ax.plot(_months(city), city[kpi], color="C0", label="model")
-        ax.axhline(target, color="C3", ls="--", label=f"plan 2020 target {target:g}")
-        ax.set_title(label, fontsize=10)
+    for ax, kpi in zip(axes.flat, PLAN_TARGETS, strict=True):
+        if kpi.name in city:
+            ax.plot(_months(city), city[kpi.name], color="C0", label="model")
+        ax.axhline(kpi.target, color="C3", ls="--", label=f"plan 2020 target {kpi.target:g}")
+        ax.set_title(kpi.label_en, fontsize=10)
         ax.legend(fontsize=8, loc="best")
     fig.suptitle("City KPIs against the plan's 2020 targets")
     fig.autofmt_xdate()
@@ -87,7 +86,7 @@ def chart_reasons(frame: pd.DataFrame) -> str:
         (axes[1], "unmet_reason_", "why needs go unmet (persons)"),
     ):
         left = pd.Series(0.0, index=last.index)
-        for k, r in enumerate(REASONS):
+        for k, r in enumerate(REASON_NAMES):
             col = prefix + r
             if col not in last:
                 continue
@@ -103,10 +102,10 @@ def chart_reasons(frame: pd.DataFrame) -> str:
 def _target_table(frame: pd.DataFrame) -> str:
     city = frame[frame["district"] == CITY].set_index("month")
     rows = []
-    for kpi, (target, label) in TARGETS.items():
-        val = city[kpi].iloc[-1] if kpi in city else float("nan")
+    for kpi in PLAN_TARGETS:
+        val = city[kpi.name].iloc[-1] if kpi.name in city else float("nan")
         rows.append(
-            f"<tr><td>{html.escape(label)}</td><td>{val:,.3f}</td><td>{target:,g}</td></tr>"
+            f"<tr><td>{html.escape(kpi.label_en)}</td><td>{val:,.3f}</td><td>{kpi.target:,g}</td></tr>"
         )
     return (
         "<table><tr><th>KPI</th><th>model, last month</th><th>plan 2020 target</th></tr>"

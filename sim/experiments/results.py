@@ -21,18 +21,10 @@ from typing import Any
 
 import pandas as pd
 
-from sim.kpis.frame import PLAN_TARGETS
+from sim.kpis.registry import in_view
 from sim.params.sections import Params
 
-KEY_KPIS = (
-    *PLAN_TARGETS,
-    "unmet_need_share",
-    "empty_beds",
-    "occupancy_private",
-    "share_institution",
-    "share_home_services",
-    "spending_total",
-)
+KEY_KPIS = in_view("key")
 
 
 class OutputError(OSError):

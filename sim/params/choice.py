@@ -1,7 +1,8 @@
 """Care-choice parameters, all in one place so calibration can fit them together.
 
-Options: 0 family care only, 1 home services, 2 community / day care, 3 public nursing home,
-4 private nursing home, 5 integrated medical-care bed. Utilities are multinomial-logit terms.
+Utilities are multinomial-logit terms; `constants` has one entry per care option, in the order
+of the options table (`sim.care.kinds.CARE_OPTIONS`: family care only, home services, community /
+day care, public nursing home, private nursing home, integrated medical-care bed).
 """
 
 from __future__ import annotations
@@ -9,15 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sim.params.declare import param
-
-OPTIONS = (
-    "family_only",
-    "home_services",
-    "community",
-    "public_home",
-    "private_home",
-    "medical_bed",
-)
 
 
 @dataclass(frozen=True)

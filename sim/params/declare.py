@@ -2,15 +2,17 @@
 
 Every model parameter is a dataclass field declared with `param(...)`: the default, the plausible
 or allowed range, the unit and where the value comes from (a data row, "derived: ...", or
-"assumed"). Scenario files, the app's sliders, sensitivity analysis and calibration all read the
-ranges from here, so a range is written once.
+"assumed"). A parameter that is a policy lever also carries its `Lever` metadata (group, labels,
+how its slider shows it, and whether it acts through behaviour, supply or spending only).
+Scenario files, the app's sliders, `eldercare levers`, sensitivity analysis and calibration all
+read them from here, so each is written once.
 """
 
 from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 
 class ParamError(ValueError):
@@ -22,9 +24,35 @@ class ParamError(ValueError):
         self.message = message
 
 
-def param(default: Any, lo: float, hi: float, source: str, unit: str = "", doc: str = "") -> Any:
+@dataclass(frozen=True)
+class Lever:
+    """How a parameter shows as a policy lever. `group`: the plan's group it belongs to
+    (`sim.params.levers.GROUPS`). `mode` 'value': the parameter itself; 'total': a yearly tuple
+    shown as the stock it reaches (`base`, the parameter of the starting stock, plus the tuple's
+    sum); 'sum': a yearly tuple shown as its sum. `acts`: how the model responds to it:
+    'supply' (capacity), 'behaviour' (a price, budget or eligibility the choice reads) or
+    'spending' (it only moves public spending; no behaviour reads it)."""
+
+    group: str
+    label_zh: str
+    label_en: str
+    mode: Literal["value", "total", "sum"] = "value"
+    base: str | None = None
+    acts: Literal["supply", "behaviour", "spending"] = "behaviour"
+
+
+def param(
+    default: Any,
+    lo: float,
+    hi: float,
+    source: str,
+    unit: str = "",
+    doc: str = "",
+    *,
+    lever: Lever | None = None,
+) -> Any:
     """Declare a parameter field; tuples are checked element by element against [lo, hi]."""
-    meta = {"lo": lo, "hi": hi, "source": source, "unit": unit, "doc": doc}
+    meta = {"lo": lo, "hi": hi, "source": source, "unit": unit, "doc": doc, "lever": lever}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda d=tuple(default): d, metadata=meta)
     return field(default=default, metadata=meta)
@@ -41,6 +69,7 @@ class ParamInfo:
     unit: str
     source: str
     doc: str
+    lever: Lever | None = None
 
     @property
     def assumed(self) -> bool:
@@ -57,7 +86,10 @@ def describe(obj: Any, prefix: str = "") -> list[ParamInfo]:
             out.extend(describe(value, path + "."))
         elif "lo" in f.metadata:
             m = f.metadata
-            out.append(ParamInfo(path, value, m["lo"], m["hi"], m["unit"], m["source"], m["doc"]))
+            out.append(
+                ParamInfo(path, value, m["lo"], m["hi"], m["unit"], m["source"], m["doc"],
+                          m["lever"])
+            )  # fmt: skip
     return out
 
 
@@ -128,6 +160,7 @@ def _scalar(path: str, current: Any, value: Any, lo: Any, hi: Any, unit: str) ->
 
 
 __all__ = [
+    "Lever",
     "ParamError",
     "ParamInfo",
     "apply_overrides",

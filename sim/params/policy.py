@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.params.declare import param
+from sim.params.declare import Lever, param
 
 PLAN = "太原市民政事业发展'十三五'规划 (2016-2020)"
 INSTITUTIONS_2015 = 50  # elderly-care institutions at the end of 2015 (PLAN section 一)
@@ -42,7 +42,19 @@ class PolicyParams:
         "homes",
     )
     public_beds_added: tuple[int, ...] = param(
-        (720, 720, 720, 720, 720), 0, 10000, f"{PLAN} 四(二)1: +3,600 public beds, {_FIVE}", "beds"
+        (720, 720, 720, 720, 720),
+        0,
+        10000,
+        f"{PLAN} 四(二)1: +3,600 public beds, {_FIVE}",
+        "beds",
+        lever=Lever(
+            "beds",
+            "公办床位 2020年总数",
+            "public beds, 2020 total",
+            "total",
+            "policy.public_beds_2015",
+            "supply",
+        ),
     )
     private_beds_added: tuple[int, ...] = param(
         (2750, 2750, 2750, 2751, 2751),
@@ -50,6 +62,14 @@ class PolicyParams:
         20000,
         f"{PLAN} 四(二)1: +13,752 private beds, {_FIVE}",
         "beds",
+        lever=Lever(
+            "beds",
+            "民办床位 2020年总数",
+            "private beds, 2020 total",
+            "total",
+            "policy.private_beds_2015",
+            "supply",
+        ),
     )
     medical_beds_added: tuple[int, ...] = param(
         (1146, 1147, 1147, 1147, 1147),
@@ -57,6 +77,14 @@ class PolicyParams:
         10000,
         f"{PLAN} 四(二)1: +5,734 integrated medical-care beds, {_FIVE}",
         "beds",
+        lever=Lever(
+            "medical",
+            "医养结合床位 2020年总数",
+            "integrated beds, 2020 total",
+            "total",
+            "policy.medical_beds_2015",
+            "supply",
+        ),
     )
     medical_beds_converted_share: float = param(
         0.0,
@@ -64,6 +92,9 @@ class PolicyParams:
         1.0,
         "assumed: share of new integrated beds converted from private nursing-home beds "
         "(the plan allows new building, renovation, expansion or conversion)",
+        lever=Lever(
+            "medical", "由民办床位转换的比例", "share converted from private beds", acts="supply"
+        ),
     )
     beds_added_per_year_after_2020: tuple[int, int, int] = param(
         (0, 0, 0),
@@ -74,28 +105,71 @@ class PolicyParams:
         "beds",
     )
     community_centres_added: tuple[int, ...] = param(
-        (79, 79, 79, 79, 80), 0, 400, f"{PLAN} 四(二): 396 new community centres, {_FIVE}"
+        (79, 79, 79, 79, 80),
+        0,
+        400,
+        f"{PLAN} 四(二): 396 new community centres, {_FIVE}",
+        lever=Lever(
+            "community",
+            "新建社区养老服务中心 (2016-2020)",
+            "new community centres 2016-2020",
+            "sum",
+            acts="supply",
+        ),
     )
     urban_day_care_2015: int = param(
         350, 0, 2000, f"{PLAN} 一(一)2: 350 day-care centres built 2011-2015 (taken as urban)"
     )
     urban_day_care_added: tuple[int, ...] = param(
-        (58, 58, 58, 58, 58), 0, 400, f"{PLAN} 四(二): 290 urban day-care centres, {_FIVE}"
+        (58, 58, 58, 58, 58),
+        0,
+        400,
+        f"{PLAN} 四(二): 290 urban day-care centres, {_FIVE}",
+        lever=Lever(
+            "community",
+            "城市日间照料中心 2020年总数",
+            "urban day-care centres, 2020 total",
+            "total",
+            "policy.urban_day_care_2015",
+            "supply",
+        ),
     )
     rural_day_care_added: tuple[int, ...] = param(
         (60, 60, 60, 60, 60),
         0,
         400,
         f"{PLAN} 四(二): 300 rural day-care centres (villages over 1,000 people), {_FIVE}",
+        lever=Lever(
+            "community",
+            "新建农村日间照料中心 (2016-2020)",
+            "new rural day-care centres 2016-2020",
+            "sum",
+            acts="supply",
+        ),
     )
     community_centres_added_per_year_after_2020: int = param(
         0,
         0,
         200,
         "assumed: the 2023-2025 action plan's 100 centres are not added by default (lever)",
+        lever=Lever(
+            "community",
+            "2021年后每年新建社区中心",
+            "community centres added yearly after 2020",
+            acts="supply",
+        ),
     )
     homes_medical_share_2015: float = param(
-        0.3, 0.0, 1.0, "assumed: nursing homes with on-site or contracted medical service, 2015"
+        0.3,
+        0.0,
+        1.0,
+        "assumed: nursing homes with on-site or contracted medical service, 2015",
+        lever=Lever(
+            "medical",
+            "2015年有医疗服务的养老院比例",
+            "homes with medical service, 2015",
+            acts="supply",
+        ),
     )
     homes_medical_share_2022: float = param(
         1.0,
@@ -111,9 +185,25 @@ class PolicyParams:
         "assumed: one-off subsidy per new private bed (Suqian 2017 reference 5,000 yuan/bed, "
         "prices_incomes.csv)",
         "yuan",
+        lever=Lever(
+            "beds",
+            "民办新建床位建设补贴",
+            "construction subsidy per new private bed",
+            acts="spending",
+        ),
     )
     operating_subsidy_per_bed: float = param(
-        100.0, 0.0, 600.0, "assumed: monthly subsidy per occupied private bed", "yuan/month"
+        100.0,
+        0.0,
+        600.0,
+        "assumed: monthly subsidy per occupied private bed",
+        "yuan/month",
+        lever=Lever(
+            "beds",
+            "民办床位运营补贴",
+            "operating subsidy per occupied private bed",
+            acts="spending",
+        ),
     )
     public_bed_cost: float = param(
         1800.0, 800.0, 4000.0, "assumed: monthly operating cost of a public bed", "yuan/month"
@@ -124,15 +214,30 @@ class PolicyParams:
         1500.0,
         "assumed: monthly home-care voucher for eligible elderly",
         "yuan/month",
+        lever=Lever("teams", "居家养老服务券 (每月)", "home-care voucher per month"),
     )
     voucher_min_state: int = param(
-        3, 2, 4, "assumed: assessed state needed for a voucher (3 = partially dependent)"
+        3,
+        2,
+        4,
+        "assumed: assessed state needed for a voucher (3 = partially dependent)",
+        lever=Lever(
+            "eligibility", "服务券所需评估等级 (3=部分失能)", "voucher: minimum assessed state"
+        ),
     )
     voucher_min_age: int = param(
-        80, 60, 100, "assumed: age from which the voucher does not require low income"
+        80,
+        60,
+        100,
+        "assumed: age from which the voucher does not require low income",
+        lever=Lever("eligibility", "服务券不限收入的年龄", "voucher: age without income test"),
     )
     voucher_max_income_class: int = param(
-        1, 0, 4, "assumed: income class up to which any age qualifies (1 = 低保)"
+        1,
+        0,
+        4,
+        "assumed: income class up to which any age qualifies (1 = 低保)",
+        lever=Lever("eligibility", "服务券收入等级上限 (1=低保)", "voucher: highest income class"),
     )
     nursing_subsidy: float = param(
         100.0,
@@ -140,12 +245,28 @@ class PolicyParams:
         1000.0,
         f"assumed amount: nursing subsidy for severely disabled low-income elderly ({PLAN} 四(二))",
         "yuan/month",
+        lever=Lever(
+            "eligibility",
+            "失能护理补贴",
+            "nursing subsidy (severely disabled, poor)",
+            acts="spending",
+        ),
     )
     old_age_allowance: float = param(
-        50.0, 0.0, 500.0, f"assumed amount: allowance for 80+ ({PLAN} 四(二))", "yuan/month"
+        50.0,
+        0.0,
+        500.0,
+        f"assumed amount: allowance for 80+ ({PLAN} 四(二))",
+        "yuan/month",
+        lever=Lever("eligibility", "高龄津贴 (80+)", "old-age allowance (80+)", acts="spending"),
     )
     carer_allowance: float = param(
-        0.0, 0.0, 1000.0, "lever: monthly allowance to family carers of dependents", "yuan/month"
+        0.0,
+        0.0,
+        1000.0,
+        "lever: monthly allowance to family carers of dependents",
+        "yuan/month",
+        lever=Lever("eligibility", "家庭照护者津贴", "family carer allowance"),
     )
     carer_hours_per_100_yuan: float = param(
         4.0,
@@ -162,22 +283,58 @@ class ServiceParams:
 
     teams_2015: int = param(760, 0, 5000, f"{PLAN} 一(一)2: 760 service teams")
     teams_added: tuple[int, ...] = param(
-        (0, 0, 0, 0, 0), 0, 2000, f"the plan sets no team target: held at 760 ({_FIVE})"
+        (0, 0, 0, 0, 0),
+        0,
+        2000,
+        f"the plan sets no team target: held at 760 ({_FIVE})",
+        lever=Lever(
+            "teams",
+            "新增服务队伍 (2016-2020)",
+            "service teams added 2016-2020",
+            "sum",
+            acts="supply",
+        ),
     )
-    staff_per_team: float = param(4.0, 1.0, 15.0, "assumed: care workers per team (1-15)")
+    staff_per_team: float = param(
+        4.0,
+        1.0,
+        15.0,
+        "assumed: care workers per team (1-15)",
+        lever=Lever("teams", "每队护理员", "care workers per team", acts="supply"),
+    )
     hours_per_staff: float = param(
         120.0, 60.0, 176.0, "assumed: productive client hours per worker per month", "h/month"
     )
     medical_staff_share: float = param(
-        0.15, 0.0, 1.0, "assumed: share of team hours from medically qualified staff"
+        0.15,
+        0.0,
+        1.0,
+        "assumed: share of team hours from medically qualified staff",
+        lever=Lever(
+            "medical",
+            "服务队伍医护人员比例",
+            "medically qualified share of team hours",
+            acts="supply",
+        ),
     )
-    day_care_places: int = param(20, 5, 100, "assumed: daily places per day-care centre")
+    day_care_places: int = param(
+        20,
+        5,
+        100,
+        "assumed: daily places per day-care centre",
+        lever=Lever(
+            "community", "每个日间照料中心名额", "places per day-care centre", acts="supply"
+        ),
+    )
     centre_places: int = param(
         40,
         10,
         200,
         "assumed: day places per community centre (the largest, Nanguanfang, serves ~150/day; "
         "supply_taiyuan.csv)",
+        lever=Lever(
+            "community", "每个社区中心日间名额", "day places per community centre", acts="supply"
+        ),
     )
     day_care_hours: float = param(
         80.0, 20.0, 200.0, "assumed: care hours per month a day place provides", "h/month"

@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sim.params.choice import ChoiceParams
-from sim.params.declare import ParamError, apply_overrides, describe, param, to_dict
+from sim.params.declare import Lever, ParamError, apply_overrides, describe, param, to_dict
 from sim.params.fitted import FittedFileError, fitted_overrides, fitted_path
 from sim.params.policy import PolicyParams, ServiceParams
-from sim.population.health import HealthSettings
 
 _CENSUS_INTERP = (
     "derived: geometric interpolation to 2015-12-31 between the 2010 census (11.11% of "
@@ -57,6 +56,22 @@ class DemographyParams:
         "oldest group (100+) would exceed it (range 0.8-2)",
         "1/year",
     )
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """The health parameters that shape the tables (a hashable subset of HealthParams; read by
+    sim.population.health.build_tables)."""
+
+    healthy_or_basic_pct: tuple[float, float]
+    unable_selfcare_pct: tuple[float, float]
+    full_dependency_share: float
+    exchange_per_month: float
+    recovery_scale: float
+    full_dependency_mortality_ratio: float
+    full_dependency_recovery_ratio: float
+    reference_year: float
+    max_hazard: float  # cap on the annual death hazard (DemographyParams.max_hazard)
 
 
 @dataclass(frozen=True)
@@ -270,7 +285,12 @@ class MoneyParams:
         "child nearby (cap two children)",
     )
     price_public_home: float = param(
-        1200.0, 600.0, 3000.0, "assumed: Taiyuan fees NOT FOUND (range 600-3000)", "yuan/month"
+        1200.0,
+        600.0,
+        3000.0,
+        "assumed: Taiyuan fees NOT FOUND (range 600-3000)",
+        "yuan/month",
+        lever=Lever("prices", "公办养老院价格", "public nursing-home price"),
     )
     price_private_home: float = param(
         2600.0,
@@ -279,6 +299,7 @@ class MoneyParams:
         "assumed: Suqian 2017 private nursing care 1,500-2,500 yuan/month (prices_incomes.csv) "
         "raised for Taiyuan; range 1500-6000",
         "yuan/month",
+        lever=Lever("prices", "民办养老院价格", "private nursing-home price"),
     )
     price_medical_bed: float = param(
         3800.0,
@@ -286,9 +307,15 @@ class MoneyParams:
         8000.0,
         "assumed: integrated medical-care bed (range 2000-8000)",
         "yuan/month",
+        lever=Lever("prices", "医养结合床位价格", "integrated medical-care bed price"),
     )
     price_home_care_hour: float = param(
-        30.0, 15.0, 60.0, "assumed: home-care service hour (range 15-60)", "yuan/h"
+        30.0,
+        15.0,
+        60.0,
+        "assumed: home-care service hour (range 15-60)",
+        "yuan/h",
+        lever=Lever("prices", "居家服务每小时价格", "home-care price per hour"),
     )
     price_day_care: float = param(
         500.0,
@@ -297,6 +324,7 @@ class MoneyParams:
         "assumed: day care / community centre with meals (Dalian 2024 meal delivery 900/month "
         "for reference; range 200-1200)",
         "yuan/month",
+        lever=Lever("prices", "日间照料价格", "day-care price"),
     )
     budget_floor: float = param(
         50.0,

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.linalg import expm
 from scipy.optimize import least_squares
 
+from sim.params.sections import HealthSettings
 from sim.population.demography import AGE_MIN, AGES, N_AGES, hazard_for_year, initial_age_shares
 from sim.population.reference import census_health, clhls_one_year
 
@@ -44,21 +45,6 @@ STATE_NAMES = (
 SEXES = ("male", "female")
 BANDS = np.arange(60, 105, 5)  # band b covers ages BANDS[b]..BANDS[b]+4; the last is 100+
 _CENSUS_AGE_MID = {"60-64": 62.0, "65-69": 67.0, "70-74": 72.0}
-
-
-@dataclass(frozen=True)
-class HealthSettings:
-    """The health parameters that shape the tables (a hashable subset of params.HealthParams)."""
-
-    healthy_or_basic_pct: tuple[float, float]
-    unable_selfcare_pct: tuple[float, float]
-    full_dependency_share: float
-    exchange_per_month: float
-    recovery_scale: float
-    full_dependency_mortality_ratio: float
-    full_dependency_recovery_ratio: float
-    reference_year: float
-    max_hazard: float  # cap on the annual death hazard (DemographyParams.max_hazard)
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,17 @@ import numpy as np
 from sim.engine.jit import fetch_add, kernel, row_function
 from sim.engine.rng import Stream, keyed_uniform
 from sim.population.demography import AGE_MIN
+from sim.population.health import STATE_NAMES
 
 # Columns of the per-district count array filled by the kernel.
 C_60, C_65, C_80, C_STATE0 = 0, 1, 2, 3  # states occupy 3..7
 C_MEDICAL, C_DEATHS, C_ENTRANTS, C_WIDOWED, C_NEED_CHANGED = 8, 9, 10, 11, 12
 N_COUNTS = 13
+# The names of the count columns, as the KPI registry (sim.kpis.registry) calls them.
+COUNTS = (
+    "residents_60plus", "residents_65plus", "residents_80plus", *STATE_NAMES, "medical_need",
+    "deaths", "entrants", "widowed", "need_changed",
+)  # fmt: skip
 
 EVENT_NEED = 1  # care-need level or medical need changed (or a new entrant with a need)
 EVENT_WIDOWED = 2  # spouse died: a carer is lost
@@ -80,7 +86,7 @@ _STATE0 = _U(C_STATE0)
 
 
 # -- tables -------------------------------------------------------------------------------------
-class _Columns(NamedTuple):
+class Columns(NamedTuple):
     """The resident columns the kernel reads and writes (population.COLUMNS), and alive_idx."""
 
     alive_idx: np.ndarray
@@ -509,72 +515,99 @@ class Parts:
 _PARTS = Parts()
 
 
+class MonthRates(NamedTuple):
+    """The month's rates and the keys of its draws. death_prob[sex, age, state],
+    health_cum[sex, age, from, to] and medical_onset[state] are monthly."""
+
+    death_prob: np.ndarray
+    health_cum: np.ndarray
+    medical_onset: np.ndarray
+    medical_remission: float
+    external_spouse_death: float
+    seed: int
+    month: int
+
+
+class PopulationMonth(NamedTuple):
+    """What the population kernel produced for one month."""
+
+    event_rows: np.ndarray  # rows with an event (deaths, need changes, widowhood, reviews)
+    needy: np.ndarray  # living rows in need (state 2+ or medical need), in key order
+    counts: np.ndarray  # [district, COUNTS] of the month
+    stock: np.ndarray  # the stock carried into the next month
+
+
+class KernelOutputs(NamedTuple):
+    """The arrays the kernel fills, or for `stock` updates. stock[district, C_60..C_MEDICAL] is
+    kept up to date by deltas (deaths, transitions, entrants); flows[district, C_DEATHS..]
+    counts this month's events; aged[district, 0/1] the people turning 65 / 80 at the end of the
+    month (added to the stock after the snapshot). event_rows receives the rows whose `event`
+    bits were set this month (each row once, in no particular order), needy the living rows
+    with a care need (state 2+) or a medical need, in key order; each needs room for n_alive
+    rows (buffers kept from month to month: `month` copies them out)."""
+
+    stock: np.ndarray
+    flows: np.ndarray
+    aged: np.ndarray
+    event_rows: np.ndarray
+    needy: np.ndarray
+
+    def month(self, n_events: int, n_needy: int) -> PopulationMonth:
+        """The month's results, given the lengths of the lists the kernel returned."""
+        counts = self.stock + self.flows
+        self.stock[:, C_65] += self.aged[:, 0]
+        self.stock[:, C_80] += self.aged[:, 1]
+        event_rows, needy = self.event_rows[:n_events].copy(), self.needy[:n_needy].copy()
+        return PopulationMonth(event_rows, needy, counts, self.stock)
+
+
+def kernel_columns(pop) -> Columns:
+    """The population's columns the kernel reads and writes, by name."""
+    return Columns(**{name: getattr(pop, name) for name in Columns._fields})
+
+
 def month_kernel(
-    alive_idx: np.ndarray,
+    columns: Columns,
     n_alive: int,
-    alive: np.ndarray,
-    age_m: np.ndarray,
-    sex: np.ndarray,
-    district: np.ndarray,
-    health: np.ndarray,
-    medical: np.ndarray,
-    spouse: np.ndarray,
-    entry_month: np.ndarray,
-    death_month: np.ndarray,
-    death_prob: np.ndarray,
-    health_cum: np.ndarray,
-    medical_onset: np.ndarray,
-    medical_remission: float,
-    external_spouse_death: float,
-    seed: int,
-    month: int,
-    stock: np.ndarray,
-    flows: np.ndarray,
-    aged: np.ndarray,
-    event: np.ndarray,
-    event_rows: np.ndarray,
-    needy_rows: np.ndarray,
+    rates: MonthRates,
+    outputs: KernelOutputs,
     source: Source | None = None,
 ) -> MonthKernel:
     """One month for every living resident, ready to run (`step_population` runs it whole).
 
-    alive_idx[:n_alive] lists the living rows in key order and is compacted in place as people
-    die. death_prob[sex, age, state], health_cum[sex, age, from, to] and medical_onset[state] are
-    monthly. stock[district, C_60..C_MEDICAL] is kept up to date by deltas (deaths, transitions,
-    entrants), flows[district, C_DEATHS..] counts this month's events, and aged[district, 0/1]
-    the people turning 65 / 80 at the end of the month (added to the stock after the snapshot).
-    event_rows receives the rows whose `event` bits were set this month (each row once, in no
-    particular order), needy_rows the living rows with a care need (state 2+) or a medical need,
-    in key order; each needs room for n_alive rows. For `source`, see `MonthKernel`.
+    columns.alive_idx[:n_alive] lists the living rows in key order and is compacted in place as
+    people die. For the outputs see `KernelOutputs`, for `source` see `MonthKernel`.
     """
-    columns = _Columns(
-        alive_idx, alive, age_m, sex, district, health, medical, spouse, entry_month,
-        death_month, event,
-    )  # fmt: skip
-    base, cells, cum = _cell_tables(death_prob, health_cum, medical_onset)
+    base, cells, cum = _cell_tables(rates.death_prob, rates.health_cum, rates.medical_onset)
+    remission = float(rates.medical_remission)
     tables = _Tables(
-        base,
-        cells,
-        cum,
-        _quiet_table(cells, float(medical_remission)),
-        float(medical_remission),
-        float(external_spouse_death),
-        int(seed),
-        int(month),
+        base=base,
+        cells=cells,
+        cum=cum,
+        quiet=_quiet_table(cells, remission),
+        medical_remission=remission,
+        external_spouse_death=float(rates.external_spouse_death),
+        seed=int(rates.seed),
+        month=int(rates.month),
     )
-    outputs = (stock, flows, aged, event_rows, needy_rows)
-    return MonthKernel(columns, n_alive, tables, outputs, source)
+    return MonthKernel(columns, n_alive, tables, tuple(outputs), source)
 
 
-def step_population(*arguments, alone: bool = False) -> tuple[int, int, int]:
-    """Advance every living resident by one month: `month_kernel(*arguments)`, run whole.
+def step_population(
+    columns: Columns,
+    n_alive: int,
+    rates: MonthRates,
+    outputs: KernelOutputs,
+    alone: bool = False,
+) -> tuple[int, int, int]:
+    """Advance every living resident by one month: `month_kernel(...)`, run whole.
     Returns (living count, number of event rows, number of needy rows).
 
     The chunks run in parallel, or with alone=True one after another on the calling thread
     without the GIL (the same results). The whole call holds the lock that keeps threads out of
     numba's workqueue and of the shared part buffers.
     """
-    month = month_kernel(*arguments)
+    month = month_kernel(columns, n_alive, rates, outputs)
     with _LOCK:
         month.parts = _PARTS.get(month.n_alive)
         if alone:
@@ -599,7 +632,7 @@ class MonthKernel:
 
     def __init__(
         self,
-        columns: _Columns,
+        columns: Columns,
         n_alive: int,
         tables: _Tables,
         outputs: tuple[np.ndarray, ...],
