@@ -247,7 +247,8 @@ def test_coverage_sums_count_each_urban_resident(january: CareModel):
     urban = rows[pop.urban[rows]]
     d = pop.district[urban].astype(np.int64)
     covered = [
-        january.places.market.covered_by(kind, month)[pop.neigh[urban]] for kind in (CENTRE, DAY_URBAN)
+        january.places.market.covered_by(kind, month)[pop.neigh[urban]]
+        for kind in (CENTRE, DAY_URBAN)
     ]
     expected = [np.bincount(d, weights=c, minlength=10) for c in covered]
     expected.append(np.bincount(d, minlength=10).astype(float))

@@ -150,6 +150,7 @@ class PopulationSystem(Subsystem):
         """Stock counts [district, C_60..C_MEDICAL] carried into the next month."""
         return self._stock
 
+
 class MonthAhead:
     """Next month's entrants and population kernel, run by the worker thread and, once this
     month's care is done, by the calling thread too.
@@ -202,4 +203,3 @@ class MonthAhead:
     def drop(self) -> None:
         """Wait for the worker and drop its work (the run stopped on an error)."""
         self._future.exception()
-
