@@ -1,10 +1,10 @@
 """CareModel: the Mesa model of elderly-care demand and supply in Taiyuan, one step per month.
 
 The model builds its subsystems, each with what it needs, and runs their month in the order of
-DESIGN.md section 5: the population (entrants, deaths, health and medical-need transitions,
-widowhood, ageing), then the care system: places freed and queues refreshed, team hours,
-deciders and their assessment, choices, admissions, care delivered, and the diagnostics. Resident
-state lives in numpy columns (`sim.population.columns.Population`); Mesa agents are views
+../shared/DESIGN.md section 5: the population (entrants, deaths, health and medical-need
+transitions, widowhood, ageing), then the care system: places freed and queues refreshed, team
+hours, deciders and their assessment, choices, admissions, care delivered, and the diagnostics.
+Resident state lives in numpy columns (`sim.population.columns.Population`); Mesa agents are views
 (`sim.core.agents`). The runner (`sim.engine.runner`) runs the months serially or, within
 `run_until`, pipelined over two threads with identical results.
 """

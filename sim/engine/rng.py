@@ -1,9 +1,9 @@
 """Common random numbers: every draw is a pure function of (seed, stream, person key, month).
 
-DESIGN.md section 6: scenario comparisons are differences, so a draw must not depend on how many
-other draws happened before it. A counter-based hash (SplitMix64 finaliser applied to the four keys)
-gives each (seed, stream, key, month) its own uniform number, in any order, in any process.
-A plain numpy version of the hash in the tests checks the compiled one bit for bit.
+../shared/DESIGN.md section 6: scenario comparisons are differences, so a draw must not depend on
+how many other draws happened before it. A counter-based hash (SplitMix64 finaliser applied to the
+four keys) gives each (seed, stream, key, month) its own uniform number, in any order, in any
+process. A plain numpy version of the hash in the tests checks the compiled one bit for bit.
 """
 
 from __future__ import annotations

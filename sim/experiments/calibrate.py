@@ -1,6 +1,6 @@
 """Calibration: simulated statistics, staged simulated-method-of-moments fits, fitted file, report.
 
-Staged so each stage is fast (DESIGN.md, issue 'Calibration'): 1. population and mortality
+Staged so each stage is fast (issue 'Calibration'): 1. population and mortality
 (entrant share, mortality scale), 2. health levels (the census 'unable' and 'healthy' levels fed
 to sim/population/health.py, so the *simulated* 2020 levels hit the targets), 3. care choice (a
 common shift of the residential constants). Each moment is matched with scipy.optimize.brentq on

@@ -1,4 +1,4 @@
-"""Policy levers (DESIGN.md section 7): the plan's build-out, subsidies, vouchers and teams.
+"""The plan's levers (../shared/DESIGN.md section 7): build-out, subsidies, vouchers, teams.
 
 Defaults are the plan as written (太原市民政事业发展'十三五'规划, section 四(二)): yearly steps
 from the end-2015 stock to the 2020 targets. Reconciling the plan's two 2015 bed figures: section

@@ -1,7 +1,8 @@
 """Health (care-need) states, their target prevalence, monthly transitions and state mortality.
 
-States (DESIGN.md section 4, the census categories): 0 healthy, 1 basically healthy, 2 unhealthy
-but self-caring, 3 partially dependent, 4 fully dependent (3 + 4 = census 'unable to self-care').
+States (../shared/DESIGN.md section 4: census categories): 0 healthy, 1 basically healthy,
+2 unhealthy but self-caring, 3 partially dependent, 4 fully dependent (3 + 4 = census 'unable to
+self-care').
 
 Derivation, in three steps:
 1. Target prevalence by single age and sex: cumulative logits fitted to the Shanghai 2010 census

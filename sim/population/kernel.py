@@ -5,12 +5,12 @@ the full city costs milliseconds; every draw is keyed by (seed, stream, person, 
 A person's month takes one keyed uniform u (stream LIFE) and uses it three times, each time
 conditioned on the outcome so far: death if u < p_death; else v = (u - p_death) / (1 - p_death),
 uniform given survival, picks the next health state; w, the position of v within that state's
-interval, uniform given the state, decides medical-need onset or remission. The three outcomes
-have exactly the probabilities of three independent draws, and the hash, the costliest part of
-the row, is computed once instead of three times. A small change in one probability (a scenario's
-mortality or disability trend) moves v and w only a little, so the paths of two scenarios stay
-coupled as common random numbers should be (DESIGN.md section 6). Most months nothing happens to
-a person; the uniforms for which that is certain form one interval per cell and medical need
+interval, uniform given the state, decides medical-need onset or remission. The three outcomes have
+exactly the probabilities of three independent draws, and the hash, the costliest part of the row,
+is computed once instead of three times. A small change in one probability (a scenario's mortality
+or disability trend) moves v and w only a little, so the paths of two scenarios stay coupled as
+common random numbers should be (../shared/DESIGN.md section 6). Most months nothing happens to a
+person; the uniforms for which that is certain form one interval per cell and medical need
 (`_quiet_table`), so most rows take one comparison instead of the transition arithmetic.
 
 The pass runs on all cores. The living rows are cut into N_CHUNKS contiguous chunks (a fixed
