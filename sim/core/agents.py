@@ -1,6 +1,6 @@
 """The model's Mesa agents: views on the state the subsystems keep in numpy columns and tables.
 
-What Mesa does here (docs/ODD.md section 1.4): `CareModel` is a `mesa.Model` (its clock, its
+What Mesa does here (docs/ODD.md, "Mesa in this model"): `CareModel` is a `mesa.Model` (its clock, its
 random-number registry and its agent registry, `model.agents`). The persistent actors are
 registered agents: every `Facility` (a view on one entry of the facility table) and every
 `ServiceTeam` (a view on one entry of the team table). Residents and their families are far too
