@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_kernel.py [--month 2030-01] [--scale 1] [--repeat 7] [--threads 1,2]
 Runs the population (no care system) up to the month before `--month`, then times the kernel
-step of that month (`kernels.step_population`) several times on the same state, restoring
+step of that month (`kernel.step_population`) several times on the same state, restoring
 the columns it changes after each call; prints the median and the best for each numba thread
 count, and for the kernel as the month ahead runs it (`alone`: one thread, without the GIL).
 """
@@ -31,20 +31,21 @@ def prepared_model(month: str, scale: float, seed: int):
 def time_kernel(model, repeat: int, alone: bool = False) -> list[float]:
     """Seconds per call of the kernel step, each on the same starting state."""
     from sim.population.columns import KERNEL_COLUMNS  # every column the kernel writes
-    from sim.population.kernel import step_population
+    from sim.population.kernel import kernel_columns, step_population
 
-    pop = model.pop
+    pop, system = model.pop, model.population
     saved = {name: getattr(pop, name).copy() for name in KERNEL_COLUMNS}
-    n_alive, stock = pop.n_alive, model._stock.copy()
+    n_alive, stock = pop.n_alive, system.stock.copy()
     seconds = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        arguments, _ = model._kernel_call(pop, model.month, model._stock)
-        pop.n_alive = step_population(*arguments, alone=alone)[0]
+        outputs = system._outputs(pop, stock.copy())
+        rates = system._rates(model.month)
+        pop.n_alive = step_population(kernel_columns(pop), pop.n_alive, rates, outputs, alone)[0]
         seconds.append(time.perf_counter() - t0)
         for name, column in saved.items():
             getattr(pop, name)[:] = column
-        pop.n_alive, model._stock = n_alive, stock.copy()
+        pop.n_alive = n_alive
     return seconds
 
 

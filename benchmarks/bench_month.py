@@ -2,12 +2,12 @@
 
 Usage: python benchmarks/bench_month.py [--from 2030-01] [--months 12] [--scale 1] [--seed 1]
 Runs the model to the month before `--from`, then times `--months` months in one `run_until`,
-wrapping the parts of the month: on the main thread the care month, the drawing of next
-month's entrants (`_MonthAhead` set-up), its share of the kernel's chunks with the wait for the
-worker's share and the merge; on the worker its chunks of the kernel
-(which copies the kernel columns as it goes) and the care delivered, sums and reasons
-(`care._finish`). Prints milliseconds a month, wall and thread CPU. The wrapping costs
-microseconds a call.
+wrapping the parts of the month: on the main thread each care subsystem's step and results, the
+drawing of next month's entrants (`MonthAhead` set-up), its share of the kernel's chunks with the
+wait for the worker's share and the merge; on the worker its chunks of the kernel (which copies
+the kernel columns as it goes), the care delivered with its sums (`PersonSums.add_to`) and the
+reasons (`diagnostics.add_reasons`). Prints milliseconds a month, wall and thread CPU. The
+wrapping costs microseconds a call.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import argparse
 import time
 from collections import defaultdict
 
-import sim.care.month
-import sim.core.model
+import sim.care.delivery
+import sim.care.diagnostics
+import sim.population.system
 from sim import CareModel, configure
 from sim.engine.calendar import month_index
 
@@ -47,12 +48,16 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    timed(sim.core.model, "care_month", "main: care month")
-    timed(sim.core.model._MonthAhead, "__init__", "main: next month's entrants")
-    timed(sim.core.model._MonthAhead, "result", "main: its kernel chunks, the wait, merge")
-    timed(sim.core.model._MonthAhead, "_run", "worker: its kernel chunks (with the copy)")
-    timed(sim.care.month, "_finish", "worker: delivery, per-person sums, reasons")
+    ahead = sim.population.system.MonthAhead
+    timed(ahead, "__init__", "main: next month's entrants")
+    timed(ahead, "result", "main: its kernel chunks, the wait, merge")
+    timed(ahead, "_run", "worker: its kernel chunks (with the copy)")
+    timed(sim.care.delivery.PersonSums, "add_to", "worker: care delivered, per-person sums")
+    timed(sim.care.diagnostics, "add_reasons", "worker: reasons")
     model = CareModel(seed=args.seed, scale=args.scale)
+    for subsystem in {type(s) for s in model.care}:
+        timed(subsystem, "step", f"main: {subsystem.__name__}.step")
+        timed(subsystem, "results", f"main: {subsystem.__name__}.results")
     model.run_until(month_index(args.start))
     WALL.clear()
     CPU.clear()
