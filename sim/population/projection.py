@@ -68,7 +68,7 @@ class ProjectionParams:
     """Parameters of the projection, declared for the model's DemographyParams (proposed)."""
 
     entry_share: float = param(
-        0.0045,
+        0.004135,
         0.002,
         0.008,
         "fitted (fit_entry_and_migration): Taiyuan residents turning 60 as a share of China's "
@@ -76,11 +76,12 @@ class ProjectionParams:
         "of 0.80",
     )
     net_migration_rate: float = param(
-        0.0,
+        -0.00622,
         -0.02,
         0.04,
-        "fitted jointly with entry_share; net migration per person-year at age 60 (declining "
-        "with age, see migration_age_decline). Range assumed, bounded by the all-age net "
+        "fitted jointly with entry_share (default: the fit at a death share of 0.80); net "
+        "migration per person-year at age 60 (declining with age by migration_age_decline, 0 by "
+        "default). Range assumed, bounded by the all-age net "
         "migration of 2010-2020 (about +2%/year: census 4,201,591 -> 5,304,061 less natural "
         "increase)",
         "1/year",
