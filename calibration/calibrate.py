@@ -1,4 +1,5 @@
-"""Fit the model to calibration/targets.csv and write calibration/fitted.toml and report.md.
+"""Fit the model to calibration/targets.csv and write calibration/fitted.toml and report.md (and,
+with the population stage, the projection variants scenarios/demography_low.toml and _high.toml).
 
 Usage (from the repository root, after the README's install):
     .venv/bin/python calibration/calibrate.py [--scale 10] [--seed 1]
@@ -21,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=10.0, help="persons per row (default 10)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the common random numbers")
-    parser.add_argument("--stages", default="population,health,choice")
+    parser.add_argument("--stages", default="population,health,population,choice")
     parser.add_argument("--report-seeds", type=int, default=5)
     parser.add_argument("--report-only", action="store_true", help="only regenerate report.md")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for fitted.toml and report")
@@ -40,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     from sim.experiments.calibrate import (
         CalibrationError,
         abc_posterior,
+        demography_summary,
         fit,
         fitted_toml,
         load_targets,
         objective,
         replicate,
         report,
+        variant_scenarios,
     )
     from sim.params.sections import Params
 
@@ -98,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             tmp = args.out / "fitted.toml.tmp"
             tmp.write_text(fitted_toml(params, HERE / "targets.csv", method, value), "utf-8")
             os.replace(tmp, args.out / "fitted.toml")
+            if "population" in stages:
+                for name, text in variant_scenarios(params, targets).items():
+                    path = HERE.parent / "scenarios" / f"{name}.toml"
+                    path.write_text(text, encoding="utf-8")
+                    log(f"wrote {path}")
             log(
                 f"wrote {args.out / 'fitted.toml'} (objective {value:.4g}) "
                 f"in {time.perf_counter() - start:.0f} s"
@@ -109,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             f"interval = 5th-95th percentile across seeds. Regenerate with "
             f"`python calibration/calibrate.py --report-only`."
         )
-        report(targets, reps, args.out, note)
+        report(targets, reps, args.out, note, demography_summary(params, seeds, args.scale))
         log(f"wrote {args.out / 'report.md'} in {time.perf_counter() - start:.0f} s total")
     except CalibrationError as err:
         print(f"calibrate: {err}", file=sys.stderr)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.engine.calendar import month_index
+from sim.engine.calendar import month_index, until_index
 from sim.kpis.registry import PLAN_TARGETS
 
 SUMMARY_COLUMNS = [
@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _until(value: str) -> str:
     try:
-        month_index(value)
+        until_index(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return value

@@ -21,6 +21,7 @@ from sim.experiments.calibrate import (
 )
 from sim.params.fitted import FITTED_PATH
 from sim.params.sections import Params
+from sim.population.projection import project
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ROOT / "calibration" / "targets.csv"
@@ -54,7 +55,7 @@ def test_fitted_file_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from sim.params import fitted
 
     bad = tmp_path / "fitted.toml"
-    bad.write_text("[params.demography]\nmortality_scale = 9.0\n", encoding="utf-8")
+    bad.write_text("[params.demography]\nmortality_scale = 9.0\n", encoding="utf-8")  # [0.8, 1.2]
     monkeypatch.setenv("ELDERCARE_FITTED", str(bad))
     fitted._read.cache_clear()
     with pytest.raises(fitted.FittedFileError, match="mortality_scale"):
@@ -63,24 +64,27 @@ def test_fitted_file_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_recovers_known_population_parameters() -> None:
-    """Simulate with known parameters, fit to those outputs, recover them."""
+    """Project with known parameters, fit to those outputs, recover them (the fit runs on the
+    deterministic projection, whose match with the stochastic model tests/test_demography.py
+    checks)."""
     truth = Params.declared().with_overrides(
-        {"demography": {"mortality_scale": 1.12, "entrant_share_of_china": 0.0047}}
+        {"demography": {"entry_share": 0.0047, "net_migration_rate": 0.002}}
     )
-    observed = statistics(truth, seed=3, scale=100, care=False)
+    proj = project(truth)
     targets = pd.DataFrame(
         {
-            "value": [observed["deaths_60plus_2021"], observed["pop_60plus_2020"]],
+            "value": [proj.deaths_in_year(2021), proj.on(2020, 11)["60+"]],
             "tolerance": [1.0, 1.0],
+            "role": ["fit", "fit"],
         },
         index=["deaths_60plus_2021", "pop_60plus_2020"],
     )
     fitted, solved = fit(
-        targets, Params.declared(), ["population"], seed=3, scale=100, log=lambda _: None
+        targets, Params.declared(), ["population"], seed=3, scale=20, log=lambda _: None
     )
-    assert fitted.demography.mortality_scale == pytest.approx(1.12, rel=0.03)
-    assert fitted.demography.entrant_share_of_china == pytest.approx(0.0047, rel=0.03)
-    assert set(solved) == {"demography.mortality_scale", "demography.entrant_share_of_china"}
+    assert fitted.demography.entry_share == pytest.approx(0.0047, rel=1e-6)
+    assert fitted.demography.net_migration_rate == pytest.approx(0.002, rel=1e-5)
+    assert set(solved) == {"demography.entry_share", "demography.net_migration_rate"}
 
 
 def test_report_regenerates_at_small_scale(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from sim.care.teams import dispatch
 from sim.core.model import CareModel
 from sim.kpis.frame import CITY
 from sim.kpis.registry import KPIS
+from sim.population.columns import NO_MONTH
 
 SCALE = 50
 MONTHS = 36
@@ -26,7 +27,7 @@ def _check(model: CareModel, n0: int, entrant_rows: int) -> dict[str, int]:
     """Violations of each invariant after one step (counts of offending rows/facilities)."""
     pop, fac = model.pop, model.places.table
     n = pop.size
-    alive = pop.alive[:n]
+    alive, left = pop.alive[:n], pop.left_month[:n] != NO_MONTH
     facility = pop.facility[:n]
     queue = pop.queue_facility[:n]
     holders = alive & (facility >= 0)
@@ -43,7 +44,7 @@ def _check(model: CareModel, n0: int, entrant_rows: int) -> dict[str, int]:
         "rows_not_conserved": int(n != n0 + entrant_rows),
         "alive_dead_mismatch": int(
             (alive.sum() != pop.n_alive)
-            + ((~alive).sum() != (pop.death_month[:n] >= 0).sum())
+            + ((~alive).sum() != (pop.death_month[:n] != NO_MONTH).sum() + left.sum())
             + (alive.sum() + (~alive).sum() != n0 + entrant_rows)
         ),
     }
@@ -134,9 +135,12 @@ def test_some_facilities_and_queues_in_use(run):
 
 def test_persons_conserved_in_metrics(run):
     m = run["metrics"]
+    start = m[(m["district"] == CITY) & (m["month"] == "2015-12")]["residents_60plus"].iloc[0]
+    m = m[m["month"] >= "2016-01"]  # the care months stepped in the run
     city = m[m["district"] == CITY].reset_index(drop=True)
     assert len(city) == MONTHS
-    expected = run["n0"] * SCALE + (city["entrants"] - city["deaths"]).cumsum()
+    change = city["entrants"] + city["immigrants"] - city["deaths"] - city["emigrants"]
+    expected = start + change.cumsum()
     assert np.allclose(city["residents_60plus"], expected)
     model = run["model"]
     assert city["residents_60plus"].iloc[-1] == model.pop.n_alive * SCALE
@@ -160,11 +164,13 @@ def test_kpi_columns_exist_and_shares_are_shares(run):
         x = m[col].to_numpy(dtype=float)
         finite = x[~np.isnan(x)]
         assert ((finite >= -1e-12) & (finite <= 1 + 1e-9)).all(), (col, finite.min(), finite.max())
-    city = m[m["district"] == CITY]
-    for col in SHARE_COLUMNS:  # the city always has a denominator
+    city = m[(m["district"] == CITY) & (m["month"] >= "2016-01")]
+    for col in SHARE_COLUMNS:  # from 2016-01 the city always has a denominator
         assert city[col].notna().all(), col
+    before = m[m["month"] < "2016-01"]  # the population alone: no care figures
+    assert before[KPI_COLUMNS].isna().all().all()
     counts = ["empty_beds", "residents_in_institutions", "queue_length", "unmet_care_hours"]
-    assert (m[counts] >= 0).all().all()
+    assert (m.loc[m["month"] >= "2016-01", counts] >= 0).all().all()
 
 
 def test_arrangement_shares_partition_those_in_need(run):

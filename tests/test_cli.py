@@ -55,7 +55,7 @@ def test_bad_scenario_files_exit_2(tmp_path: Path, capsys) -> None:
          ("range.toml", "params.policy.voucher_amount", "[0.0, 1500.0]")),
         ("tuple.toml", "[params.policy]\npublic_beds_added = [1, 2]\n",
          ("tuple.toml", "params.policy.public_beds_added", "list of 5")),
-        ("until.toml", 'until = "2015-12"\n', ("until.toml", "until", "before the model start")),
+        ("until.toml", 'until = "2015-12"\n', ("until.toml", "until", "before the care system")),
     ]  # fmt: skip
     for name, text, needles in cases:
         path = _write(tmp_path, name, text)

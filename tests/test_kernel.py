@@ -24,16 +24,21 @@ from sim.population.kernel import (
     C_65,
     C_80,
     C_DEATHS,
+    C_EMIGRANTS,
     C_ENTRANTS,
+    C_IMMIGRANTS,
     C_MEDICAL,
     C_NEED_CHANGED,
     C_STATE0,
     C_WIDOWED,
     EVENT_DIED,
+    EVENT_LEFT,
     EVENT_NEED,
     EVENT_REVIEW,
+    EVENT_SPOUSE_LEFT,
     EVENT_WIDOWED,
     N_CHUNKS,
+    N_COUNTS,
     NEED_LEVEL,
     Columns,
     KernelOutputs,
@@ -89,8 +94,9 @@ def _serial_reference(inputs: dict) -> dict:
     alive_idx, n_alive, seed, month = a["alive_idx"], a["n_alive"], a["seed"], a["month"]
     alive, age_m, sex, district = a["alive"], a["age_m"], a["sex"], a["district"]
     health, medical, spouse, event = a["health"], a["medical"], a["spouse"], a["event"]
-    entry_month, death_month = a["entry_month"], a["death_month"]
+    entry_month, death_month, left_month = a["entry_month"], a["death_month"], a["left_month"]
     death_prob, cum, onset = a["death_prob"], a["health_cum"], a["medical_onset"]
+    leave_prob = a["leave_prob"]
     stock, flows, aged = a["stock"], a["flows"], a["aged"]
     living = alive_idx[:n_alive].copy()
     draws = {
@@ -108,19 +114,29 @@ def _serial_reference(inputs: dict) -> dict:
 
     for i in living.tolist():
         d, h = int(district[i]), int(health[i])
-        if entry_month[i] == month:
-            flows[d, C_ENTRANTS] += 1
+        new = entry_month[i] == month
+        if new:  # turning 60, or moving in at any age: counted at the age drawn, not aged
+            years = int(age_m[i]) // 12
+            flows[d, C_ENTRANTS if age_m[i] == 720 else C_IMMIGRANTS] += 1
             stock[d, C_60] += 1
+            stock[d, C_65] += years >= 65
+            stock[d, C_80] += years >= 80
             stock[d, C_STATE0 + h] += 1
             stock[d, C_MEDICAL] += bool(medical[i])
         else:
             years = int(age_m[i]) // 12
             ai, s = min(years - 60, death_prob.shape[1] - 1), int(sex[i])
             u, p_death = draws[Stream.LIFE][i], death_prob[s, ai, h]
-            if u < p_death:
-                alive[i], death_month[i] = False, month
-                mark(i, EVENT_DIED)
-                flows[d, C_DEATHS] += 1
+            p_exit = min(p_death + leave_prob[s, ai], 1.0)
+            if u < p_exit:  # died, or moved out of the city
+                died = u < p_death
+                alive[i] = False
+                if died:
+                    death_month[i] = month
+                else:
+                    left_month[i] = month
+                mark(i, EVENT_DIED if died else EVENT_LEFT)
+                flows[d, C_DEATHS if died else C_EMIGRANTS] += 1
                 stock[d, C_60] -= 1
                 stock[d, C_STATE0 + h] -= 1
                 stock[d, C_65] -= years >= 65
@@ -129,10 +145,10 @@ def _serial_reference(inputs: dict) -> dict:
                 j = int(spouse[i])
                 if j >= 0:
                     spouse[j] = -1
-                    mark(j, EVENT_WIDOWED)
+                    mark(j, EVENT_WIDOWED if died else EVENT_SPOUSE_LEFT)
                 continue
-            # the same uniform, conditioned on survival, then on the new state
-            v = min((u - p_death) * (1.0 / (1.0 - p_death)), 1.0 - 2.0**-53)
+            # the same uniform, conditioned on staying alive in the city, then on the new state
+            v = min((u - p_exit) * (1.0 / (1.0 - p_exit)), 1.0 - 2.0**-53)
             new_h = 0
             while v >= cum[s, ai, h, new_h] and new_h < N_STATES - 1:
                 new_h += 1
@@ -161,11 +177,12 @@ def _serial_reference(inputs: dict) -> dict:
                 flows[d, C_NEED_CHANGED] += 1
         if NEED_LEVEL[health[i]] > 0 or medical[i]:
             needy.append(i)
-            if entry_month[i] == month or i % 12 == month % 12:
+            if new or i % 12 == month % 12:
                 mark(i, EVENT_REVIEW)
-        age_m[i] += 1
-        aged[d, 0] += age_m[i] == 65 * 12
-        aged[d, 1] += age_m[i] == 80 * 12
+        if not new:
+            age_m[i] += 1
+            aged[d, 0] += age_m[i] == 65 * 12
+            aged[d, 1] += age_m[i] == 80 * 12
         kept.append(i)
     for row in events:
         flows[district[row], C_WIDOWED] += bool(event[row] & EVENT_WIDOWED and alive[row])
@@ -217,9 +234,11 @@ def test_quiet_intervals_are_quiet_in_the_row_arithmetic(months: list[dict]) -> 
     last float inside) leaves the person alive, in the same state and with the same medical
     need in the kernel's own arithmetic, for every cell; and the table skips most rows."""
     a = months[0]
-    _, cells, _ = _cell_tables(a["death_prob"], a["health_cum"], a["medical_onset"])
+    _, cells, _ = _cell_tables(
+        a["death_prob"], a["leave_prob"], a["health_cum"], a["medical_onset"]
+    )
     quiet = _quiet_table(cells, a["medical_remission"])
-    p, scale, low, high, stay_scale, onset = cells.T
+    _, p, scale, low, high, stay_scale, onset = cells.T
     rng = np.random.default_rng(0)
     for medical in (0, 1):
         start, stop = quiet[medical::2, 0], quiet[medical::2, 1]
@@ -259,7 +278,7 @@ def _couples(n_rows: int) -> dict:
     cum = np.broadcast_to(np.tril(np.ones((N_STATES, N_STATES))).T, (2, N_AGES, N_STATES, N_STATES))
     month = 7
     entry_month = np.where(rng.random(n_rows) < 0.05, month, -1).astype(np.int16)
-    stock = np.zeros((3, 13), dtype=np.int64)
+    stock = np.zeros((3, N_COUNTS), dtype=np.int64)
     return {
         "alive_idx": np.arange(n_rows, dtype=np.int64),
         "n_alive": n_rows,
@@ -272,6 +291,8 @@ def _couples(n_rows: int) -> dict:
         "spouse": spouse,
         "entry_month": entry_month,
         "death_month": np.full(n_rows, -1, dtype=np.int16),
+        "left_month": np.full(n_rows, -1, dtype=np.int16),
+        "leave_prob": np.full((2, N_AGES), 0.05),  # some move out, some with a spouse
         "death_prob": death_prob,
         "health_cum": np.ascontiguousarray(cum),
         "medical_onset": np.full(N_STATES, 0.01),
@@ -296,15 +317,23 @@ def test_widowhood_and_small_populations(n_rows: int) -> None:
         _assert_same(_run_kernel(inputs, threads), expected)
     _assert_same(_run_kernel(inputs, 2, alone=True), expected)
     if n_rows == 5000:  # couples who both died: the first in key order keeps the link
-        first, second = np.array([(a, b) for a, b in enumerate(inputs["spouse"]) if a < b]).T
-        both = ~expected["alive"][first] & ~expected["alive"][second]
+        pairs = np.array([(a, b) for a, b in enumerate(inputs["spouse"]) if a < b]).T
+        died = expected["death_month"] == inputs["month"]
+        both = died[pairs[0]] & died[pairs[1]]
         assert both.sum() > 10
-        first, second = first[both], second[both]
+        first, second = pairs[:, both]
         assert (expected["spouse"][first] == second).all()
         assert (expected["spouse"][second] == -1).all()
         assert (expected["event"][first] == EVENT_DIED).all()
         assert (expected["event"][second] == EVENT_DIED | EVENT_WIDOWED).all()
         assert expected["flows"][:, C_WIDOWED].sum() > 0
+        # one spouse moved out, the other stayed: no longer married, a carer lost, not widowed
+        left = expected["left_month"] == inputs["month"]
+        stayed = pairs[1][left[pairs[0]] & expected["alive"][pairs[1]]]
+        assert stayed.size > 10
+        assert (expected["spouse"][stayed] == -1).all()
+        assert (expected["event"][stayed] & EVENT_SPOUSE_LEFT).all()
+        assert not (expected["event"][stayed] & EVENT_WIDOWED).any()
 
 
 def test_concurrent_calls_from_threads() -> None:

@@ -115,7 +115,7 @@ def test_a_failing_month_leaves_no_thread() -> None:
                 stepped.step()
     assert ahead.runner._ahead is None
     assert threading.active_count() == threads_before
-    assert ahead.population._entrants_expected == stepped.population._entrants_expected
+    assert ahead.population._expected == stepped.population._expected
     _assert_same_model(ahead, stepped)
 
 
@@ -144,15 +144,15 @@ def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
     """Even when the worker is late, the caller's chunks end before the month's entrants, here
     made to span several chunks: it runs all the chunks before them and leaves the rest to the
     worker. The results stay those of stepping."""
-    extra_entrants = 60  # a month, at scale 500 (~1,400 rows, ~22 rows a chunk)
+    extra_entrants = 60  # a month, at scale 500 (~1,400 rows in 2016, ~22 rows a chunk)
     system = sim.population.system
-    entrants_due = system.PopulationSystem._entrants_due
+    arrivals_due = system.PopulationSystem._arrivals_due
     original_init, original_run = system.MonthAhead.__init__, system.MonthAhead._run
     spans, caller_ran = [], []
 
     def more_entrants(self, month):
-        n, carried = entrants_due(self, month)
-        return n + extra_entrants, carried
+        due = arrivals_due(self, month)
+        return due._replace(entrants=due.entrants + extra_entrants)
 
     def checked_init(self, population, month, worker, parts):
         n_before = population.pop.n_alive
@@ -174,11 +174,11 @@ def test_the_caller_never_runs_an_entrant_the_worker_has_not_drawn() -> None:
         threading.Event().wait(0.05)  # the caller claims first
         original_run(self, *args)
 
+    ahead, stepped = CareModel(seed=SEED, scale=500), CareModel(seed=SEED, scale=500)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(system.PopulationSystem, "_entrants_due", more_entrants)
+        patch.setattr(system.PopulationSystem, "_arrivals_due", more_entrants)
         patch.setattr(system.MonthAhead, "__init__", checked_init)
         patch.setattr(system.MonthAhead, "_run", late_run)
-        ahead, stepped = CareModel(seed=SEED, scale=500), CareModel(seed=SEED, scale=500)
         ahead.run_until(12)
         for _ in range(12):
             stepped.step()

@@ -46,20 +46,20 @@ def test_override_applies_and_copies() -> None:
     r = p.with_overrides({"health": {"unable_selfcare_pct": [2, 3]}})
     assert r.health.unable_selfcare_pct == (2.0, 3.0)
     assert isinstance(r.health.unable_selfcare_pct, tuple)
-    s = p.with_overrides({"demography": {"initial_60plus": 600_000.0}})
-    assert s.demography.initial_60plus == 600_000
-    assert isinstance(s.demography.initial_60plus, int)
+    s = p.with_overrides({"demography": {"census_2010_60plus": 466_700.0}})
+    assert s.demography.census_2010_60plus == 466_700
+    assert isinstance(s.demography.census_2010_60plus, int)
 
 
 def test_unknown_key_suggests_close_match() -> None:
-    e = _raises({"demography": {"initial_60plu": 1}})
-    assert e.path == "demography.initial_60plu"
+    e = _raises({"demography": {"census_2010_60plu": 1}})
+    assert e.path == "demography.census_2010_60plu"
     assert "unknown" in e.message
-    assert "did you mean 'demography.initial_60plus'" in str(e)
+    assert "did you mean 'demography.census_2010_60plus'" in str(e)
 
 
 def test_unknown_section_suggests_close_match() -> None:
-    e = _raises({"demografy": {"initial_60plus": 600_000}})
+    e = _raises({"demografy": {"census_2010_60plus": 466_800}})
     assert e.path == "demografy"
     assert "did you mean 'demography'" in str(e)
 
@@ -82,7 +82,11 @@ def test_section_must_be_a_table() -> None:
         ({"demography": {"mortality_scale": "high"}}, "demography.mortality_scale", "number"),
         ({"demography": {"mortality_scale": None}}, "demography.mortality_scale", "number"),
         ({"demography": {"mortality_scale": True}}, "demography.mortality_scale", "number"),
-        ({"demography": {"initial_60plus": 600_000.5}}, "demography.initial_60plus", "whole"),
+        (
+            {"demography": {"census_2010_60plus": 466_800.5}},
+            "demography.census_2010_60plus",
+            "whole",
+        ),
         ({"health": {"unable_selfcare_pct": 2.0}}, "health.unable_selfcare_pct", "list of 2"),
         ({"health": {"unable_selfcare_pct": [2.0, "x"]}}, "health.unable_selfcare_pct", "number"),
     ],
@@ -97,9 +101,14 @@ def test_wrong_type(overrides: dict, path: str, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("overrides", "path", "lo", "hi"),
     [
-        ({"demography": {"mortality_scale": 3.0}}, "demography.mortality_scale", 0.6, 1.4),
-        ({"demography": {"mortality_scale": 0.1}}, "demography.mortality_scale", 0.6, 1.4),
-        ({"demography": {"initial_60plus": 1}}, "demography.initial_60plus", 560_000, 720_000),
+        ({"demography": {"mortality_scale": 3.0}}, "demography.mortality_scale", 0.8, 1.2),
+        ({"demography": {"mortality_scale": 0.1}}, "demography.mortality_scale", 0.8, 1.2),
+        (
+            {"demography": {"census_2010_60plus": 1}},
+            "demography.census_2010_60plus",
+            466_590,
+            467_010,
+        ),
         ({"health": {"unable_selfcare_pct": [1.0, 20.0]}}, "health.unable_selfcare_pct", 0.5, 8),
         ({"income": {"urban_shares": [0.2, 0.2, 0.2, 0.2, -0.1]}}, "income.urban_shares", 0.0, 1.0),
     ],

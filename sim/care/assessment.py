@@ -1,11 +1,11 @@
 """Who decides this month, and their assessment of self-care ability (生活自理能力评估).
 
 A resident decides about care when something changed: their need (state or medical need), a
-carer lost (widowhood), the yearly review of those in need, or a wait for a bed longer than
-`services.max_wait_months`; at the start (2016-01) everyone in need decides, as the end-2015
-population has no recorded arrangement. Whoever decides is (re)assessed, and the assessment
-sets voucher eligibility, a policy lever: assessed state >= voucher_min_state and (age >=
-voucher_min_age or income class <= voucher_max_income_class).
+carer lost (widowhood, or a spouse who moved away), the yearly review of those in need, or a
+wait for a bed longer than `services.max_wait_months`; at the start of the care system (2016-01)
+everyone in need decides, as the population has no recorded arrangement. Whoever decides is
+(re)assessed, and the assessment sets voucher eligibility, a policy lever: assessed state >=
+voucher_min_state and (age >= voucher_min_age or income class <= voucher_max_income_class).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sim.engine.jit import AHEAD, kernel, prefetch
 from sim.engine.subsystem import Subsystem
 from sim.params.sections import Params
 from sim.population.columns import Population
-from sim.population.kernel import EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
+from sim.population.kernel import EVENT_NEED, EVENT_REVIEW, EVENT_SPOUSE_LEFT, EVENT_WIDOWED
 
-_DECIDE = EVENT_NEED | EVENT_WIDOWED | EVENT_REVIEW
+_DECIDE = EVENT_NEED | EVENT_WIDOWED | EVENT_SPOUSE_LEFT | EVENT_REVIEW
 
 
 class Assessment(Subsystem):

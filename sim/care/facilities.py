@@ -105,21 +105,19 @@ def build_facilities(
             for size in allocate_largest_remainder(int(b), np.ones(n)):
                 rows.append((kind, d, int(size), month))
 
-    add_beds(
-        PUBLIC,
-        pol.public_beds_2015,
-        elderly_weights,
-        pol.public_beds_2015 // pol.public_homes_2015 or 1,
-        -1,
-    )
+    def add_homes(kind: int, beds: int, homes: int, weights: np.ndarray) -> None:
+        """The 2015 stock: `homes` homes spread over the districts by `weights`, the beds over
+        the homes, so the count of homes is the plan's exactly."""
+        per_district = allocate_largest_remainder(int(homes), weights)
+        sizes = allocate_largest_remainder(
+            int(beds), np.repeat(weights / np.maximum(per_district, 1), per_district)
+        )
+        districts = np.repeat(np.arange(per_district.size), per_district)
+        rows.extend((kind, int(d), int(b), -1) for d, b in zip(districts, sizes, strict=True))
+
+    add_homes(PUBLIC, pol.public_beds_2015, pol.public_homes_2015, elderly_weights)
     n_private_2015 = INSTITUTIONS_2015 - pol.public_homes_2015
-    add_beds(
-        PRIVATE,
-        pol.private_beds_2015,
-        elderly_weights * urban_share,
-        pol.private_beds_2015 // n_private_2015 or 1,
-        -1,
-    )
+    add_homes(PRIVATE, pol.private_beds_2015, n_private_2015, elderly_weights * urban_share)
     add_beds(MEDICAL, pol.medical_beds_2015, elderly_weights, svc.medical_beds_per_institution, -1)
     for d, n in enumerate(allocate_largest_remainder(pol.urban_day_care_2015, community_weight)):
         rows.extend((DAY_URBAN, d, svc.day_care_places, -1) for _ in range(n))

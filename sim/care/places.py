@@ -22,7 +22,7 @@ from sim.kpis.registry import CARE_SUM_NAMES
 from sim.params.sections import Params
 from sim.population.columns import Population
 from sim.population.geography import Geography
-from sim.population.kernel import EVENT_DIED
+from sim.population.kernel import EVENT_EXIT
 from sim.population.synthesis import district_elderly_weights
 
 _IDX = {name: i for i, name in enumerate(CARE_SUM_NAMES)}
@@ -47,9 +47,10 @@ class Places(Subsystem):
         self.residential = np.isin(self.table.kind, RESIDENTIAL)
 
     def step(self, month: CareMonth) -> None:
-        """Free the places and queue entries of those who died; refresh the market."""
+        """Free the places and queue entries of those who died or moved away; refresh the
+        market."""
         pop = self.pop
-        dead = month.events[(month.bits & EVENT_DIED) != 0]
+        dead = month.events[(month.bits & EVENT_EXIT) != 0]
         self.release(dead)
         pop.queue_facility[dead] = -1
         pop.queue_since[dead] = -1

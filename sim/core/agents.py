@@ -1,7 +1,7 @@
 """The model's Mesa agents: views on the state the subsystems keep in numpy columns and tables.
 
-What Mesa does here (docs/ODD.md, "Mesa in this model"): `CareModel` is a `mesa.Model` (its clock, its
-random-number registry and its agent registry, `model.agents`). The persistent actors are
+What Mesa does here (docs/ODD.md, "Mesa in this model"): `CareModel` is a `mesa.Model` (its
+clock, its random-number registry and its agent registry, `model.agents`). The persistent actors are
 registered agents: every `Facility` (a view on one entry of the facility table) and every
 `ServiceTeam` (a view on one entry of the team table). Residents and their families are far too
 many to be Python objects (~0.64 M in 2016, ~1.3 M by 2035), so their state lives in columns and

@@ -26,9 +26,10 @@ from sim.care.month import CareMonth
 from sim.care.places import Places
 from sim.care.teams import Teams
 from sim.core.agents import Facility, Family, Resident, ServiceTeam
-from sim.engine.calendar import month_index
+from sim.engine.calendar import CARE_START, FIRST_MONTH, month_index
 from sim.engine.runner import Runner
 from sim.kpis.frame import metrics_frame
+from sim.kpis.registry import CARE_SUM_NAMES
 from sim.params.sections import Params
 from sim.population.columns import Population
 from sim.population.geography import load_geography
@@ -38,6 +39,10 @@ from sim.population.system import PopulationSystem
 
 class CareModel(mesa.Model):
     """Taiyuan's elderly residents, families and care system from 2016-01 onwards.
+
+    The residents start at the 2010 census (2010-11-01) and the model is built with their
+    months to 2015-12 run (the population alone): the care system starts in 2016-01 from that
+    projected stock; `metrics()` covers the population from 2010-11.
 
     seed: every random draw is keyed by it (common random numbers across scenarios).
     scale: persons per resident row (1 = full city); metrics are always in persons.
@@ -79,10 +84,15 @@ class CareModel(mesa.Model):
             subsystem.init()
         self.care = care if care else ()
         self.runner = Runner(self.population, self.care)
-        self.month = 0  # the next month to simulate (0 = 2016-01)
         self._months: list[int] = []
         self._counts: list[np.ndarray] = []
         self._sums: list[np.ndarray] = []
+        no_care = np.full((self.n_districts, len(CARE_SUM_NAMES)), np.nan)
+        for month in range(FIRST_MONTH, CARE_START):  # the population alone
+            self._months.append(month)
+            self._counts.append(self.population.month(month).counts)
+            self._sums.append(no_care)
+        self.month = CARE_START  # the next month to simulate (0 = 2016-01)
         self._progress: Callable[[int], None] | None = None
         self._decider_rows = np.zeros(0, dtype=np.int64)
         self._residents: list[Resident] = []  # pooled views, rebound to this month's deciders
@@ -120,8 +130,8 @@ class CareModel(mesa.Model):
     def _record(self, month: CareMonth, counts: np.ndarray) -> None:
         self._months.append(month.month)
         self._counts.append(counts)
+        self._sums.append(month.sums)  # completed by the runner (unused without care)
         if self.care:
-            self._sums.append(month.sums)  # completed by the runner
             self._decider_rows = month.deciders
         else:  # the population alone: those with an event
             events = month.events
@@ -173,7 +183,8 @@ class CareModel(mesa.Model):
     def metrics(self) -> pd.DataFrame:
         """One row per (month, district) and per month for the city ('Taiyuan'), in persons."""
         names = list(self.geo.districts["name_en"])
-        return metrics_frame(self._months, names, self.scale, self._counts, COUNTS, self._sums)
+        sums = self._sums if self.care else ()
+        return metrics_frame(self._months, names, self.scale, self._counts, COUNTS, sums)
 
 
 def _bind(model: CareModel, pool: list, cls: type, rows: np.ndarray) -> list:

@@ -1,4 +1,9 @@
-"""Model months: month 0 is 2016-01, the first month after the plan's end-2015 baseline."""
+"""Model months: month 0 is 2016-01, when the care system starts (the plan's end-2015 baseline).
+
+The population starts earlier, at the 2010 census (2010-11-01): months FIRST_MONTH (2010-11) to
+-1 (2015-12) are the population's alone, so the stock the care system starts from is a
+projection from the census, not an interpolation.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import re
 from collections.abc import Callable
 
 START_YEAR = 2016
+FIRST_MONTH = -62  # 2010-11, the month of the 2010 census (held on its first day)
+CARE_START = 0  # 2016-01
 _LABEL = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -16,8 +23,20 @@ def month_index(label: str) -> int:
         raise ValueError(f"month {label!r} must look like YYYY-MM, e.g. 2020-12")
     year, month = int(match.group(1)), int(match.group(2))
     index = (year - START_YEAR) * 12 + month - 1
-    if index < 0:
-        raise ValueError(f"month {label!r} is before the model start 2016-01")
+    if index < FIRST_MONTH:
+        raise ValueError(f"month {label!r} is before the model start {month_label(FIRST_MONTH)}")
+    return index
+
+
+def until_index(label: str) -> int:
+    """Model month of the last month of a run ('YYYY-MM'): a run ends at 2016-01 or later, when
+    the care system runs; ValueError names the allowed start."""
+    index = month_index(label)
+    if index < CARE_START:
+        raise ValueError(
+            f"month {label!r} is before the care system starts in {month_label(CARE_START)} "
+            f"(the population alone runs from {month_label(FIRST_MONTH)} as the model is built)"
+        )
     return index
 
 

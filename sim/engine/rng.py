@@ -37,6 +37,7 @@ class Stream(IntEnum):
     LIFE = 20  # death, then health, then medical need: one draw, conditioned (population/kernel.py)
     SPOUSE = 23
     ENTRANT = 24
+    NEWCOMER = 25  # the sex and age of those moving in (positive net migration)
     CHOICE = 30
     QUEUE_TIE = 31
     FACILITY = 33

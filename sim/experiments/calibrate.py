@@ -1,11 +1,16 @@
-"""Calibration: simulated statistics, staged simulated-method-of-moments fits, fitted file, report.
+"""Calibration: simulated statistics, staged fits, fitted file, report.
 
-Staged so each stage is fast (issue 'Calibration'): 1. population and mortality
-(entrant share, mortality scale), 2. health levels (the census 'unable' and 'healthy' levels fed
-to sim/population/health.py, so the *simulated* 2020 levels hit the targets), 3. care choice (a
-common shift of the residential constants). Each moment is matched with scipy.optimize.brentq on
-a model run that reuses the same seed: common random numbers make the objective a monotone step
-function, so the root search is stable. The model does not read the targets file; data flow one way.
+Staged so each stage is fast: 1. population (the entry share and net migration at 60+, solved
+jointly on the deterministic projection, the stochastic model's expected value, to the 2020
+census 60+ and the 2021 deaths: `demography_fit`), 2. health levels (the census 'unable' level
+fed to sim/population/health.py, so the *simulated* 2020 level hits the target), 3. care choice
+(a common shift of the residential constants). The scalar moments are matched with
+scipy.optimize.brentq on model runs that reuse the same seed: common random numbers make the
+objective a monotone step function, so the root search is stable.
+
+Targets have a role (calibration/targets.csv): 'fit' rows are what the fits may read, 'validate'
+rows are kept out of every fit (`fit` refuses them) and only reported. The model does not read
+the targets file; data flow one way.
 """
 
 from __future__ import annotations
@@ -23,11 +28,20 @@ from scipy.optimize import brentq
 from sim.care.kinds import DAY_URBAN, PRIVATE, PUBLIC
 from sim.care.teams import teams_in_year
 from sim.core.model import CareModel
+from sim.experiments.demography_fit import (
+    VARIANTS,
+    DemographyTargets,
+    fit_entry_and_migration,
+    fit_variant,
+)
 from sim.experiments.results import code_version
 from sim.params.sections import Params
 from sim.population.families import CHILD_CORESIDENT
 
-TARGET_COLUMNS = ["target", "stage", "value", "tolerance", "unit", "date", "statistic", "source"]
+TARGET_COLUMNS = [
+    "target", "role", "stage", "value", "tolerance", "unit", "date", "statistic", "source",
+]  # fmt: skip
+ROLES = ("fit", "validate")
 AGE_GROUPS = {"60_64": (60, 64), "65_69": (65, 69), "70_74": (70, 74), "75plus": (75, 200)}
 
 
@@ -49,7 +63,22 @@ def load_targets(path: Path) -> pd.DataFrame:
         raise CalibrationError(
             f"{path}: target {bad.iloc[0]['target']}: value, tolerance and source are required"
         )
+    roles = table[~table["role"].isin(ROLES)]
+    if len(roles):
+        raise CalibrationError(
+            f"{path}: target {roles.iloc[0]['target']}: role must be one of {', '.join(ROLES)}"
+        )
     return table.set_index("target")
+
+
+def fit_value(targets: pd.DataFrame, name: str) -> float:
+    """The value of a target a fit may read; CalibrationError for a validation target (kept
+    out of every fit) or an unknown one."""
+    if name not in targets.index:
+        raise CalibrationError(f"target {name}: not in the targets file")
+    if targets.loc[name, "role"] != "fit":
+        raise CalibrationError(f"target {name}: a validation target; no fit may read it")
+    return float(targets.loc[name, "value"])
 
 
 def statistics(
@@ -72,11 +101,10 @@ def statistics(
     stats["institutional_beds_2015"] = float(fac.capacity[homes].sum())
     stats["day_care_2015"] = float((at_start & (fac.kind == DAY_URBAN)).sum())
     stats["service_teams_2015"] = float(teams_in_year(params.services, 2016))
-    stats["pop_60plus_2010_interpolated_2015"] = float(params.demography.initial_60plus)
 
-    model.run_until("2020-11")
+    model.run_until("2020-10")  # the stock on 2020-11-01, the census day
     rows = pop.alive_rows()
-    age = pop.age_m[rows] // 12 - 1  # the kernel has aged everyone at the end of the month
+    age = pop.age_m[rows] // 12
     health = pop.health[rows]
     for name, (lo, hi) in AGE_GROUPS.items():
         sel = (age >= lo) & (age <= hi)
@@ -85,17 +113,15 @@ def statistics(
     model.run_until("2021-12")
     frame = model.metrics()
     city = frame[frame["district"] == "Taiyuan"].set_index("month")
-    first = city.iloc[0]
-    stats["share_65plus_of_60plus"] = float(first["residents_65plus"] / first["residents_60plus"])
-    stats["pop_60plus_2020"] = float(city.loc["2020-10", "residents_60plus"])
+    census = city.loc["2020-10"]  # the stock on 2020-11-01
+    stats["pop_60plus_2020"] = float(census["residents_60plus"])
     stats["deaths_60plus_2021"] = float(city.loc["2021-01":"2021-12", "deaths"].sum())
-    nov = city.loc["2020-11"]
-    dependents = nov["partially_dependent"] + nov["fully_dependent"]
-    stats["unable_selfcare_share_2020"] = float(dependents / nov["residents_60plus"])
+    dependents = census["partially_dependent"] + census["fully_dependent"]
+    stats["unable_selfcare_share_2020"] = float(dependents / census["residents_60plus"])
     stats["healthy_or_basic_share_2020"] = float(
-        (nov["healthy"] + nov["basically_healthy"]) / nov["residents_60plus"]
+        (census["healthy"] + census["basically_healthy"]) / census["residents_60plus"]
     )
-    stats["full_dependency_share"] = float(nov["fully_dependent"] / dependents)
+    stats["full_dependency_share"] = float(census["fully_dependent"] / dependents)
     if care:
         dec = city.loc["2020-12"]
         stats["residential_share_in_need"] = float(
@@ -133,18 +159,20 @@ def _shift_residential(p: Params, x: float) -> Params:
 
 
 STAGES: dict[str, list[Moment]] = {
+    # solved jointly on the deterministic projection (`_fit_population`); the brackets are the
+    # priors of the ABC research runs
     "population": [
         Moment(
-            "deaths_60plus_2021",
-            "demography.mortality_scale",
-            (0.6, 1.4),
-            _set("demography.mortality_scale"),
+            "pop_60plus_2020",
+            "demography.entry_share",
+            (0.002, 0.008),
+            _set("demography.entry_share"),
         ),
         Moment(
-            "pop_60plus_2020",
-            "demography.entrant_share_of_china",
-            (0.002, 0.008),
-            _set("demography.entrant_share_of_china"),
+            "deaths_60plus_2021",
+            "demography.net_migration_rate",
+            (-0.02, 0.04),
+            _set("demography.net_migration_rate"),
         ),
     ],
     "health": [
@@ -175,12 +203,20 @@ def fit(
     log: Callable[[str], None] = print,
     rounds: int = 2,
 ) -> tuple[Params, dict[str, float]]:
-    """Staged fit; returns the fitted parameters and the solved value of each lever."""
+    """Staged fit; returns the fitted parameters and the solved value of each lever. Reads the
+    'fit' targets only (`fit_value`)."""
     params, solved = start, {}
     for stage in stages:
+        if stage == "population":
+            params = _fit_population(params, targets)
+            for m in STAGES[stage]:
+                section, name = m.lever.split(".")
+                solved[m.lever] = getattr(getattr(params, section), name)
+                log(f"{stage}: {m.lever} = {solved[m.lever]:.6g}")
+            continue
         for round_no in range(rounds if len(STAGES[stage]) > 1 else 1):
             for m in STAGES[stage]:
-                goal = float(targets.loc[m.target, "value"])
+                goal = fit_value(targets, m.target)
 
                 def gap(
                     x: float,
@@ -210,9 +246,62 @@ def fit(
     return params, solved
 
 
+def demography_targets(targets: pd.DataFrame) -> DemographyTargets:
+    return DemographyTargets(
+        pop_60plus_2020=fit_value(targets, "pop_60plus_2020"),
+        deaths_60plus_2021=fit_value(targets, "deaths_60plus_2021"),
+    )
+
+
+def _fit_population(params: Params, targets: pd.DataFrame) -> Params:
+    """Entry share and net migration solved jointly on the deterministic projection."""
+    result = fit_entry_and_migration(params, demography_targets(targets))
+    d = result.params.demography
+    values = {"entry_share": d.entry_share, "net_migration_rate": d.net_migration_rate}
+    return params.with_overrides({"demography": values})
+
+
+def variant_scenarios(params: Params, targets: pd.DataFrame) -> dict[str, str]:
+    """The low and high projection variants as scenario files (name -> TOML text) that extend
+    the plan: entry share and migration refitted at the ends of the assumed death share, and the
+    post-2020 settings and morbidity trend of `demography_fit.VARIANTS`."""
+    out = {}
+    for name in ("low", "high"):
+        result = fit_variant(name, params, demography_targets(targets))
+        d, v = result.params.demography, VARIANTS[name]
+        settings = (
+            f"death share at 60+ of {v['death_share']:g}, entry share after 2020 x "
+            f"{v['entry_share_after_2020']:g}, mortality improvement x "
+            f"{v['mortality_improvement']:g}, dependency onset trend "
+            f"{v['dependency_onset_trend']:+g}/year"
+        )
+        out[f"demography_{name}"] = "\n".join(
+            [
+                f"# The {name} projection variant, written by the population stage of "
+                "`python calibration/calibrate.py` (do not edit by hand)",
+                f'name = "demography_{name}"',
+                f'description = "The plan with the {name} projection of the population '
+                f'(docs/ODD.md section 3.4): {settings}."',
+                'extends = "plan_2016_2020"',
+                'until = "2035-12"',
+                "",
+                "[params.demography]",
+                f"entry_share = {d.entry_share:.6g}",
+                f"net_migration_rate = {d.net_migration_rate:.6g}",
+                f"entry_share_after_2020 = {d.entry_share_after_2020:g}",
+                f"mortality_improvement = {d.mortality_improvement:g}",
+                "",
+                "[params.health]",
+                f"dependency_onset_trend = {v['dependency_onset_trend']:g}",
+                "",
+            ]
+        )
+    return out
+
+
 def objective(stats: dict[str, float], targets: pd.DataFrame) -> float:
     """Sum of squared deviations in tolerance units over targets with a tolerance."""
-    t = targets[targets["tolerance"] > 0]
+    t = targets[(targets["tolerance"] > 0) & (targets["role"] == "fit")]
     dev = [(stats[k] - t.loc[k, "value"]) / t.loc[k, "tolerance"] for k in t.index]
     return float(np.sum(np.square(dev)))
 
@@ -235,8 +324,8 @@ def fitted_toml(params: Params, targets_path: Path, method: str, value: float) -
             f"objective = {value:.6g}",
             "",
             "[params.demography]",
-            f"entrant_share_of_china = {d.entrant_share_of_china:.6g}",
-            f"mortality_scale = {d.mortality_scale:.6g}",
+            f"entry_share = {d.entry_share:.6g}",
+            f"net_migration_rate = {d.net_migration_rate:.6g}",
             "",
             "[params.health]",
             f"unable_selfcare_pct = {fmt(h.unable_selfcare_pct)}",
@@ -253,8 +342,15 @@ def replicate(params: Params, seeds: list[int], scale: float) -> pd.DataFrame:
     return pd.DataFrame([statistics(params, s, scale) for s in seeds], index=seeds)
 
 
-def report(targets: pd.DataFrame, reps: pd.DataFrame, folder: Path, note: str) -> str:
-    """calibration/report.md and its chart: simulated against target for every target."""
+def report(
+    targets: pd.DataFrame,
+    reps: pd.DataFrame,
+    folder: Path,
+    note: str,
+    sections: list[str] = (),
+) -> str:
+    """calibration/report.md and its chart: simulated against target for every target, then
+    the `sections` (markdown lines, e.g. `demography_summary`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,6 +369,7 @@ def report(targets: pd.DataFrame, reps: pd.DataFrame, folder: Path, note: str) -
         rows.append(
             (
                 name,
+                t["role"],
                 t["stage"],
                 t["value"],
                 t["tolerance"],
@@ -288,6 +385,7 @@ def report(targets: pd.DataFrame, reps: pd.DataFrame, folder: Path, note: str) -
         rows,
         columns=[
             "target",
+            "role",
             "stage",
             "target_value",
             "tolerance",
@@ -321,12 +419,16 @@ def report(targets: pd.DataFrame, reps: pd.DataFrame, folder: Path, note: str) -
         "",
         "![deviation of each target](report_deviation.png)",
         "",
-        "| target | stage | target | tolerance | simulated mean | 90% interval | within | source |",
-        "|---|---|---|---|---|---|---|---|",
+        "Role 'fit': the fits may read the target (in-sample: a calibration check, not "
+        "validation). Role 'validate': kept out of every fit.",
+        "",
+        "| target | role | stage | target | tolerance | simulated mean | 90% interval | within "
+        "| source |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in table.itertuples():
         lines.append(
-            f"| {r.target} | {r.stage} | {r.target_value:.4g} | {r.tolerance:.3g} | "
+            f"| {r.target} | {r.role} | {r.stage} | {r.target_value:.4g} | {r.tolerance:.3g} | "
             f"{r.simulated_mean:.4g} | {r.sim_p5:.4g} - {r.sim_p95:.4g} | "
             f"{'yes' if r.within else '**no**'} | {r.source} |"
         )
@@ -339,9 +441,71 @@ def report(targets: pd.DataFrame, reps: pd.DataFrame, folder: Path, note: str) -
             f"- **{r.target}**: simulated {r.simulated_mean:.4g} against {r.target_value:.4g} "
             f"(off by {off:+.3g} {r.unit}; tolerance {r.tolerance:.3g})."
         )
-    text = "\n".join(lines) + "\n"
+    text = "\n".join([*lines, *sections]) + "\n"
     (folder / "report.md").write_text(text, encoding="utf-8")
     return text
+
+
+def demography_summary(params: Params, seeds: list[int], scale: float) -> list[str]:
+    """Markdown: life expectancy at 60 implied by the model against the life table, the stock on
+    the 2020 census day (the split by age is a prediction, compared with nothing), and 60+ and
+    80+ in 2025, 2030 and 2035 for each projection variant (range over `seeds`)."""
+    from sim.experiments.scenario import load_scenario
+    from sim.population import lifetable
+    from sim.population.projection import project
+
+    lines = ["", "## Demography", "", "### Life expectancy at 60 (years)", ""]
+    lines += ["| year | sex | WPP 2024 table | model (seeds) |", "|---|---|---|---|"]
+    e60 = {2015: [], 2020: []}
+    census = []
+    variants = {"low": "demography_low", "central": None, "high": "demography_high"}
+    for seed in seeds:
+        model = CareModel(seed=seed, scale=scale, params=params, care=False)
+        e60[2015].append(model.population.life_expectancy_at_60(2015))
+        model.run_until("2020-06")
+        e60[2020].append(model.population.life_expectancy_at_60(2020))
+        model.run_until("2020-10")
+        frame = model.metrics()
+        census.append(frame[(frame["district"] == "Taiyuan") & (frame["month"] == "2020-10")])
+    for year, values in e60.items():
+        values = np.array(values)
+        for sex, name in enumerate(("men", "women")):
+            lo, hi = values[:, sex].min(), values[:, sex].max()
+            table = lifetable.table_life_expectancy(year, sex)
+            lines.append(f"| {year} | {name} | {table:.2f} | {lo:.2f} - {hi:.2f} |")
+    census = pd.concat(census)
+    proj = project(params).on(2020, 11)
+    lines += ["", "### On the 2020 census day (2020-11-01; persons)", ""]
+    lines += ["| age | model (seeds) | deterministic projection |", "|---|---|---|"]
+    for column, group in (("residents_60plus", "60+"), ("residents_65plus", "65+"),
+                          ("residents_80plus", "80+")):  # fmt: skip
+        lo, hi = census[column].min(), census[column].max()
+        lines.append(f"| {group} | {lo:,.0f} - {hi:,.0f} | {proj[group]:,.0f} |")
+    lines += [
+        "",
+        "60+ is a fit target; the split into 60-64 and 65+ comes out of the cohort logic (no "
+        "target).",
+        "",
+        "### Projection variants (persons at the end of the year; model, range over seeds)",
+        "",
+        "| variant | 60+ 2025 | 60+ 2030 | 60+ 2035 | 80+ 2025 | 80+ 2030 | 80+ 2035 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, scenario in variants.items():
+        p = load_scenario(scenario).params if scenario else params
+        frames = []
+        for seed in seeds:
+            model = CareModel(seed=seed, scale=scale, params=p, care=False)
+            model.run_until("2035-12")
+            f = model.metrics()
+            frames.append(f[f["district"] == "Taiyuan"].set_index("month"))
+        cells = []
+        for column in ("residents_60plus", "residents_80plus"):
+            for year in (2025, 2030, 2035):
+                v = [f.loc[f"{year}-12", column] for f in frames]
+                cells.append(f"{min(v):,.0f} - {max(v):,.0f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def abc_posterior(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.engine.calendar import month_index
+from sim.engine.calendar import until_index
 from sim.params.declare import ParamError
 from sim.params.sections import Params
 
@@ -126,7 +126,7 @@ def check_until(source: str | Path, value: Any, field_name: str = "until") -> st
     if not isinstance(value, str):
         raise ScenarioError(source, field_name, f"expected a month 'YYYY-MM', got {value!r}")
     try:
-        month_index(value)
+        until_index(value)
     except ValueError as err:
         raise ScenarioError(source, field_name, str(err)) from None
     return value

@@ -218,6 +218,8 @@ KPIS: tuple[KPI, ...] = (
     _population("deaths", "死亡人数", "deaths", "fitted"),
     _population("entrants", "新满60岁人数", "residents turning 60", "fitted"),
     _population("widowed", "丧偶人数", "widowed", "outcome"),
+    _population("emigrants", "迁出人数", "residents moving out of Taiyuan", "fitted"),
+    _population("immigrants", "迁入人数", "residents 60+ moving in", "fitted"),
     _population("need_changed", "照护需求变化人数", "need changed", "outcome"),
     KPI("medical_care_demand_met", "医养服务需求满足率", "medical-care demand met", "share",
         "share", "outcome", _share("med_met", "med_need"), "higher", 0.80, ">=",

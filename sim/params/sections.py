@@ -14,33 +14,88 @@ from sim.params.declare import Lever, ParamError, apply_overrides, describe, par
 from sim.params.fitted import FittedFileError, fitted_overrides, fitted_path
 from sim.params.policy import PolicyParams, ServiceParams
 
-_CENSUS_INTERP = (
-    "derived: geometric interpolation to 2015-12-31 between the 2010 census (11.11% of "
-    "4,201,591 = 466,800) and the 2020 census (854,501)"
+_CENSUS_2010 = "太原市2010年第六次全国人口普查主要数据公报 (population_context.csv)"
+_FIT = (
+    "fitted (calibration/calibrate.py, stage 'population', jointly with {other}) to the 2020 "
+    "census 60+ and the 2021 deaths at 60+ on the deterministic projection"
 )
 
 
 @dataclass(frozen=True)
 class DemographyParams:
-    """Population size, entrants and mortality."""
+    """The population's start, entrants, net migration and mortality (sim/population/
+    demography.py, lifetable.py). Residents as the census counts them, throughout."""
 
-    initial_60plus: int = param(638_000, 560_000, 720_000, _CENSUS_INTERP, "persons")
-    entrant_share_of_china: float = param(
-        0.004206,
+    census_2010_60plus: int = param(
+        466_800,
+        466_590,
+        467_010,
+        f"derived: 11.11% (the 2020 share 16.11% less the +5.00 pp change stated in the 2020 "
+        f"bulletin) x 4,201,591 residents ({_CENSUS_2010}); the share's rounding leaves +/- 210",
+        "persons",
+    )
+    census_2010_65plus: int = param(333_395, 333_395, 333_395, _CENSUS_2010, "persons")
+    entry_share: float = param(
+        0.004135,
         0.002,
         0.008,
-        "calibrated: Taiyuan share of China's persons turning 60 (WPP 2022) that reproduces the "
-        "2020 census 60+ of 854,501 on 2020-11-01 (end of 2020-10 in the model)",
+        _FIT.format(other="net_migration_rate")
+        + ": Taiyuan residents turning 60 as a share of China's persons turning 60 (WPP 2022 "
+        "annual groups, cohorts recovered in demography.china_turning_60)",
+    )
+    net_migration_rate: float = param(
+        -0.00622,
+        -0.02,
+        0.04,
+        _FIT.format(other="entry_share")
+        + "; net migration per person-year at 60 (negative: out-migration). Range assumed, "
+        "bounded above by the all-age net migration of 2010-2020 (about +2%/year: census "
+        "4,201,591 -> 5,304,061 less natural increase)",
+        "1/year",
+    )
+    migration_age_decline: float = param(
+        0.0,
+        0.0,
+        0.15,
+        "assumed: the net migration rate falls by this much per year of age past 60 (0 = the same "
+        "rate at all ages; no Taiyuan or China age profile found)",
+        "1/year of age",
+    )
+    entry_share_after_2020: float = param(
+        1.0,
+        0.85,
+        1.15,
+        "assumed: multiplier on entry_share for the cohorts turning 60 from 2021 (born 1961 on), "
+        "whose Taiyuan share of China no census has measured (range 0.85-1.15; the variants)",
     )
     mortality_scale: float = param(
-        1.0, 0.6, 1.4, "calibrated; 1.0 = WPP 2022 China cohort survival"
+        1.0,
+        0.8,
+        1.2,
+        "assumed 1.0 = WPP 2024 China by sex (lifetable.py); Taiyuan's level not known "
+        "(range 0.8-1.2)",
     )
-    female_share_by_age: tuple[float, ...] = param(
-        (0.490, 0.495, 0.514, 0.579),
-        0.3,
-        0.7,
-        "Shanghai 2010 census long form, persons 60-64/65-69/70-74/75+ by sex "
-        "(census_health_status.csv)",
+    mortality_improvement: float = param(
+        1.0,
+        0.5,
+        1.5,
+        "assumed: multiplier on WPP 2024's decline of log death rates after 2021 (1 = WPP "
+        "medium; range 0.5-1.5, the variants)",
+    )
+    initial_old_age_tilt: float = param(
+        0.0,
+        -0.03,
+        0.03,
+        "assumed: exponential tilt per year of age of WPP China's 2010 age shape within 65+ (no "
+        "Taiyuan 2010 age table found; 0 = China's shape)",
+        "1/year of age",
+    )
+    female_share_shift: float = param(
+        0.0,
+        -0.03,
+        0.03,
+        "assumed: added to WPP China's female share at every age, start and entrants (the Shanghai "
+        "2010 census shares 0.490-0.579 lie within +/-0.03 of WPP China's)",
     )
     urban_elderly_factor: float = param(
         1.0,
@@ -52,8 +107,8 @@ class DemographyParams:
         1.2,
         0.8,
         2.0,
-        "assumed: cap on the annual death hazard where the Gompertz extrapolation beyond WPP's "
-        "oldest group (100+) would exceed it (range 0.8-2)",
+        "assumed: cap on the annual death hazard where the Gompertz continuation past WPP's last "
+        "closed group (95-99) would exceed it (range 0.8-2)",
         "1/year",
     )
 
@@ -117,6 +172,17 @@ class HealthParams:
         1.0,
         "assumed: share with a chronic condition needing regular medical supervision, by state "
         "(no Taiyuan source; ranges 0-0.1, 0-0.2, 0.2-0.5, 0.5-0.9, 0.8-1)",
+    )
+    dependency_onset_trend: float = param(
+        0.0,
+        -0.05,
+        0.02,
+        "assumed 0 (no trend) in the central projection: relative change per year after 2020 of "
+        "the onset of dependency (< 0 compression, > 0 expansion). Evidence of decline: ADL "
+        "disability prevalence -3.1%/year in CHNS 1997-2006, ADL incidence 64.2 -> 46.6 per 1,000 "
+        "person-years between the CLHLS 2002 and 2008 cohorts (validity_reference.csv); no source "
+        "for expansion (upper end assumed)",
+        "1/year",
     )
     medical_need_remission_per_month: float = param(
         1 / 60,

@@ -13,6 +13,7 @@ import numpy as np
 
 from sim.population.kernel import KernelColumns, Source
 
+NO_MONTH = int(np.iinfo(np.int16).min)  # "never" in the month columns (months may be negative)
 COLUMNS: dict[str, tuple[type, int]] = {
     "alive": (np.bool_, False),
     "age_m": (np.int16, 0),  # age in completed months
@@ -26,8 +27,9 @@ COLUMNS: dict[str, tuple[type, int]] = {
     "spouse": (np.int32, -1),  # row of spouse, -1 none, -2 spouse outside the 60+ population
     "n_children": (np.int8, 0),
     "child_place": (np.int8, 0),  # families.CHILD_* codes
-    "entry_month": (np.int16, -1),  # -1 = present at the end of 2015
-    "death_month": (np.int16, -1),
+    "entry_month": (np.int16, -1),  # month of arrival; calendar.FIRST_MONTH - 1 = at the start
+    "death_month": (np.int16, NO_MONTH),  # month of death (NO_MONTH: alive or moved out)
+    "left_month": (np.int16, NO_MONTH),  # month the resident moved out of Taiyuan
     "event": (np.uint8, 0),  # this month's event bits (kernels.EVENT_*), cleared after decisions
     "arrangement": (np.int8, 0),  # care.kinds.CARE_OPTIONS code; 0 = family care only
     "facility": (np.int32, -1),  # residential facility (bed) or day centre in use
@@ -47,6 +49,7 @@ KERNEL_COLUMNS = (
     "medical",
     "spouse",
     "death_month",
+    "left_month",
     "event",
 )
 # Those of them a month run ahead keeps its own copies of (the rest only its merge writes).

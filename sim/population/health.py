@@ -18,8 +18,12 @@ Derivation, in three steps:
    reproduces the target prevalence of the band (sequentially, band after band). This is the
    'scaled so the census prevalence by age is reproduced' step.
 
-Mortality by state uses CLHLS relative risks (state 2 and 3 against state 1), normalised so the
-all-state hazard at each age equals the WPP schedule of demography.py.
+Mortality by state uses CLHLS relative risks (state 2 and 3 against state 1), normalised for each
+sex and age (`lifetable.normalised_relative_risks`) so that the population-average hazard at the
+target prevalence equals the life table's (WPP 2024 China by sex, lifetable.py).
+
+A morbidity trend (`HealthParams.dependency_onset_trend`) scales the onset of dependency after
+2020 (`monthly_cum_in`): compression below 0, expansion above.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from scipy.linalg import expm
 from scipy.optimize import least_squares
 
 from sim.params.sections import HealthSettings
-from sim.population.demography import AGE_MIN, AGES, N_AGES, hazard_for_year, initial_age_shares
+from sim.population.demography import AGE_MIN, AGES, N_AGES, single_ages_by_sex
+from sim.population.lifetable import hazard_table, normalised_relative_risks
 from sim.population.reference import census_health, clhls_one_year
 
 N_STATES = 5
@@ -60,7 +65,8 @@ class HealthTables:
 
 
 def _mean_age_75plus() -> float:
-    shares = initial_age_shares(2010.9)[15:]
+    """Mean age of China's 75+ in 2010 (WPP 2024), the age of the census' open group."""
+    shares = single_ages_by_sex(2010).sum(axis=0)[15:]
     return float(AGE_MIN + 15 + (shares * np.arange(shares.size)).sum() / shares.sum())
 
 
@@ -92,9 +98,10 @@ def census_cumulative_logits() -> dict[str, np.ndarray]:
 def target_prevalence(settings: HealthSettings) -> np.ndarray:
     """Target state mix [sex, age 60..110, state], level-matched to the 2020 reference."""
     logits = census_cumulative_logits()
-    weights = initial_age_shares(settings.reference_year)
+    ages_2020 = single_ages_by_sex(int(settings.reference_year))  # WPP 2024 China, by sex
     out = np.zeros((2, N_AGES, N_STATES))
     for s, sex in enumerate(SEXES):
+        weights = ages_2020[s] / ages_2020[s].sum()
         coef = logits[sex].copy()
         levels = {
             1: 1 - settings.healthy_or_basic_pct[s] / 100,
@@ -180,7 +187,8 @@ def _generator(base: np.ndarray, m: np.ndarray, settings: HealthSettings) -> np.
 
 
 def _state_hazard(settings: HealthSettings, prevalence: np.ndarray) -> np.ndarray:
-    """Hazard multiplier [sex, age, state] so the prevalence-weighted mean is 1 at every age."""
+    """Hazard multiplier [sex, age, state]: CLHLS relative risks, normalised so that the
+    prevalence-weighted mean is 1 for every sex and age."""
     clhls = clhls_mortality_rr()
     rr = np.ones((2, N_AGES, N_STATES))
     k = settings.full_dependency_mortality_ratio
@@ -190,7 +198,7 @@ def _state_hazard(settings: HealthSettings, prevalence: np.ndarray) -> np.ndarra
         partial = clhls[s, 2] / (1 - share_full[s] + k * share_full[s])
         rr[s, :, 3] = partial
         rr[s, :, 4] = partial * k
-    return rr / (rr * prevalence).sum(axis=2, keepdims=True)
+    return normalised_relative_risks(rr, prevalence)
 
 
 @cache
@@ -199,11 +207,11 @@ def build_tables(settings: HealthSettings) -> HealthTables:
     prevalence = target_prevalence(settings)
     rates = clhls_smoothed_rates()
     rr = _state_hazard(settings, prevalence)
-    base_hazard = hazard_for_year(settings.reference_year, settings.max_hazard)
+    hazard = hazard_table(settings.reference_year, settings.max_hazard)  # [sex, age]
     monthly = np.zeros((2, N_AGES, N_STATES, N_STATES))
     multipliers = np.zeros((2, BANDS.size, 4))
     for s in range(2):
-        dist = prevalence[s, 0].copy()
+        dist, base_hazard = prevalence[s, 0].copy(), hazard[s]
         for b, start in enumerate(BANDS):
             ages = np.arange(start, min(start + 5, AGES[-1] + 1)) - AGE_MIN
             if b == BANDS.size - 1:
@@ -258,18 +266,29 @@ def _band_residual(x, rates, death, dist, target, settings) -> np.ndarray:
     return (mean[1:] - target[1:]) / np.sqrt(target[1:] + 1e-4)
 
 
+def onset_factor(year: int, trend: float) -> float:
+    """The multiplier on the onset of dependency in a calendar year: exp(trend x (year - 2020))
+    from 2021 (1 up to 2020, where the tables are fitted to the census level)."""
+    return float(np.exp(trend * max(year - 2020, 0)))
+
+
 @cache
-def clhls_male_female_ratio() -> float:
-    """Male/female death-probability ratio, geometric mean over CLHLS age bands and states."""
-    t = clhls_one_year()
-    pivot = t.pivot_table(index=["age_band", "from_state"], columns="sex", values="to_death")
-    return float(np.exp(np.log(pivot["male"] / pivot["female"]).mean()))
-
-
-def sex_hazard_factor(female_share_by_group: tuple[float, ...]) -> np.ndarray:
-    """[sex, age] factors on the both-sex hazard that keep its sex-weighted mean unchanged."""
-    group = np.minimum((AGES - AGE_MIN) // 5, len(female_share_by_group) - 1)
-    f = np.asarray(female_share_by_group)[group]
-    r = clhls_male_female_ratio()
-    female = 1 / ((1 - f) * r + f)
-    return np.stack([r * female, female])
+def monthly_cum_in(settings: HealthSettings, factor: float) -> np.ndarray:
+    """Cumulative monthly transitions [sex, age, from, to] with the onset of dependency (from
+    states 0-2 into state 3) multiplied by `factor` (the fitted tables when factor is 1)."""
+    tables = build_tables(settings)
+    if factor == 1.0:
+        return tables.monthly_cum
+    rates = clhls_smoothed_rates()
+    monthly = np.zeros_like(tables.monthly)
+    for s in range(2):
+        for a in range(N_AGES):
+            m = tables.multipliers[s, min((a + AGE_MIN - BANDS[0]) // 5, BANDS.size - 1)].copy()
+            m[2] *= factor
+            monthly[s, a] = expm(_generator(rates[s, a], m, settings))
+    monthly = np.clip(monthly, 0.0, 1.0)
+    monthly /= monthly.sum(axis=3, keepdims=True)
+    cum = np.cumsum(monthly, axis=3)
+    cum[..., -1] = 1.0
+    cum.setflags(write=False)
+    return cum

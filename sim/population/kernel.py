@@ -36,19 +36,23 @@ from sim.population.demography import AGE_MIN
 from sim.population.health import STATE_NAMES
 
 # Columns of the per-district count array filled by the kernel.
-C_60, C_65, C_80, C_STATE0 = 0, 1, 2, 3  # states occupy 3..7
+C_60, C_65, C_80, C_STATE0 = 0, 1, 2, 3  # states occupy 3..7 (the stock: C_60..C_MEDICAL)
 C_MEDICAL, C_DEATHS, C_ENTRANTS, C_WIDOWED, C_NEED_CHANGED = 8, 9, 10, 11, 12
-N_COUNTS = 13
+C_EMIGRANTS, C_IMMIGRANTS = 13, 14
+N_COUNTS = 15
 # The names of the count columns, as the KPI registry (sim.kpis.registry) calls them.
 COUNTS = (
     "residents_60plus", "residents_65plus", "residents_80plus", *STATE_NAMES, "medical_need",
-    "deaths", "entrants", "widowed", "need_changed",
+    "deaths", "entrants", "widowed", "need_changed", "emigrants", "immigrants",
 )  # fmt: skip
 
 EVENT_NEED = 1  # care-need level or medical need changed (or a new entrant with a need)
 EVENT_WIDOWED = 2  # spouse died: a carer is lost
 EVENT_DIED = 4  # died this month: bed, queue place and team slot are freed
 EVENT_REVIEW = 8  # periodic review of the care arrangement (once a year per person in need)
+EVENT_LEFT = 16  # moved out of Taiyuan this month (net out-migration): places are freed
+EVENT_SPOUSE_LEFT = 32  # a resident spouse moved out: a carer is lost
+EVENT_EXIT = EVENT_DIED | EVENT_LEFT  # no longer a resident
 NEED_LEVEL = np.array([0, 0, 1, 2, 3], dtype=np.int8)  # care-need level of each health state
 
 # Enough chunks to share out evenly over any usual core count, few enough that the per-chunk
@@ -67,14 +71,14 @@ _AGED_65, _AGED_80 = N_COUNTS, N_COUNTS + 1
 _N_CHUNK_COUNTS = N_COUNTS + 2
 # Per-chunk sizes [chunk, column]: event rows, needy rows, deaths.
 _EVENTS, _NEEDY, _DEATHS = 0, 1, 2
-# Columns of the per-cell table (cell = sex, age, state): death probability and 1 / (1 - it),
-# the interval [stay_low, stay_high) of the health uniform v that keeps the state and 1 / its
-# width, medical-need onset.
-_P_DEATH, _SURVIVAL_SCALE, _STAY_LOW, _STAY_HIGH, _STAY_SCALE, _ONSET = range(6)
-_N_CELL = 6
+# Columns of the per-cell table (cell = sex, age, state): death probability, the probability of
+# death or moving out and 1 / (1 - it), the interval [stay_low, stay_high) of the health uniform v
+# that keeps the state and 1 / its width, medical-need onset.
+_P_DEATH, _P_EXIT, _SURVIVAL_SCALE, _STAY_LOW, _STAY_HIGH, _STAY_SCALE, _ONSET = range(7)
+_N_CELL = 7
 _BELOW_ONE = 1.0 - 2.0**-53  # the largest float64 below 1: v stays a uniform on [0, 1)
 _QUIET_MARGIN = 1e-11  # narrows the quiet intervals of u (`_quiet_table`)
-_M65, _M80 = 65 * 12, 80 * 12
+_M60, _M65, _M80 = 60 * 12, 65 * 12, 80 * 12
 
 # Indices in the loops are unsigned: with the signed int8/int16 columns numba emits negative-index
 # wraparound and floor-division sign fixes, which cost more than the loads themselves (and keep
@@ -99,6 +103,7 @@ class Columns(NamedTuple):
     spouse: np.ndarray
     entry_month: np.ndarray
     death_month: np.ndarray
+    left_month: np.ndarray
     event: np.ndarray
 
 
@@ -136,14 +141,18 @@ class _Tables(NamedTuple):
 
 
 def _cell_tables(
-    death_prob: np.ndarray, health_cum: np.ndarray, medical_onset: np.ndarray
+    death_prob: np.ndarray,
+    leave_prob: np.ndarray,
+    health_cum: np.ndarray,
+    medical_onset: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The monthly tables in the form the row loop reads fastest; cell = (sex, age, state).
 
     base[sex, age in months]: the cell of state 0, by lookup instead of `min(age_m // 12 - 60,
     n_ages - 1)` (ages are >= 60, entrants being 60; the last age holds everyone older, as in
     the tables). cells[cell]: what nearly every row reads, side by side: death probability, the
-    interval [stay_low, stay_high) of the health uniform that keeps the state, the medical-need
+    probability of death or moving out (leave_prob[sex, age] added), the interval
+    [stay_low, stay_high) of the health uniform that keeps the state, the medical-need
     onset of the state, and the reciprocals that turn u into v and v into w by a multiplication
     (0 where the interval is empty and never used). cum[cell, to]: the cumulative transition row,
     for the few who change state. Copies of the same float64 values, so every comparison is
@@ -156,7 +165,8 @@ def _cell_tables(
     states = np.arange(n_states)
     cells = np.empty((n_sex, n_ages, n_states, _N_CELL))
     cells[..., _P_DEATH] = death_prob
-    cells[..., _SURVIVAL_SCALE] = _reciprocal(1.0 - cells[..., _P_DEATH])
+    cells[..., _P_EXIT] = np.minimum(death_prob + leave_prob[:, :, None], 1.0)
+    cells[..., _SURVIVAL_SCALE] = _reciprocal(1.0 - cells[..., _P_EXIT])
     cells[..., _STAY_LOW] = np.where(states > 0, health_cum[:, :, states, states - 1], 0.0)
     cells[..., _STAY_HIGH] = health_cum[:, :, states, states]
     cells[..., _STAY_SCALE] = _reciprocal(cells[..., _STAY_HIGH] - cells[..., _STAY_LOW])
@@ -170,12 +180,12 @@ def _quiet_table(cells: np.ndarray, medical_remission: float) -> np.ndarray:
     that cell and medical need as they are (alive, same state, same medical need), so the row
     loop can skip the transition arithmetic for them (97 rows in 100 in 2030). In exact
     arithmetic that is u in [p + (stay_low + t (stay_high - stay_low)) (1 - p),
-    p + stay_high (1 - p)), with p the death probability and t the medical threshold (onset, or
-    remission for those with a need).
+    p + stay_high (1 - p)), with p the probability of death or moving out and t the medical
+    threshold (onset, or remission for those with a need).
     The interval is narrowed by _QUIET_MARGIN, far beyond the rounding of the row loop's
     arithmetic (~1e-15), so every u inside is quiet in that arithmetic too; the few near its
     ends take the exact path. Empty where the state cannot be kept."""
-    p, low, high = cells[:, _P_DEATH], cells[:, _STAY_LOW], cells[:, _STAY_HIGH]
+    p, low, high = cells[:, _P_EXIT], cells[:, _STAY_LOW], cells[:, _STAY_HIGH]
     out = np.empty((cells.shape[0], 2, 2))
     for medical, threshold in enumerate((cells[:, _ONSET], np.full(p.shape, medical_remission))):
         keep_from = low + threshold * (high - low)
@@ -201,19 +211,25 @@ def _mark(event, event_rows, start, n_events, row, bit):
 
 
 @row_function
-def _count_entrant(counts, d, h, medical_now):
-    """An entrant of this month was drawn in their state already: only counted."""
-    counts[d, C_ENTRANTS] += 1
+def _count_new(counts, d, h, age_months, medical_now):
+    """A new resident of this month (turning 60, or moving in at any age) was drawn in their
+    state and age already: only counted."""
+    counts[d, C_ENTRANTS if age_months == _M60 else C_IMMIGRANTS] += 1
     counts[d, C_60] += 1
     counts[d, _STATE0 + h] += 1
+    if age_months >= _M65:
+        counts[d, C_65] += 1
+    if age_months >= _M80:
+        counts[d, C_80] += 1
     if medical_now:
         counts[d, C_MEDICAL] += 1
 
 
 @row_function
-def _count_death(counts, d, h, age_months, medical_now):
-    """Take a person who died out of the stock of their district."""
-    counts[d, C_DEATHS] += 1
+def _count_exit(counts, d, h, age_months, medical_now, flow):
+    """Take a person who died or moved out (`flow`: C_DEATHS or C_EMIGRANTS) out of the stock of
+    their district."""
+    counts[d, flow] += 1
     counts[d, C_60] -= 1
     counts[d, _STATE0 + h] -= 1
     if age_months >= _M65:
@@ -249,7 +265,7 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
     hi - lo of each), all in key order; counts[district, column] receives its counts. Returns
     the sizes (event rows, needy rows, deaths)."""
     alive_idx, _, age_m, sex, district, health, medical, spouse = columns[:8]
-    entry_month, _, event = columns[8:]
+    entry_month, _, _, event = columns[8:]
     base, cells, cum, quiet, medical_remission, external_spouse_death, seed, month = tables
     n_events = n_needy = n_dead = 0
     last_m = _U(base.shape[1] - 1)
@@ -263,22 +279,24 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
         u_next = keyed_uniform(seed, _S_LIFE, alive_idx[min(k + 1, hi - 1)], month)
         d = _U(district[r])
         h = _U(health[r])
-        entrant = entry_month[r] == month
-        if entrant:
-            _count_entrant(counts, d, h, medical[r])
+        new = entry_month[r] == month  # an entrant or a newcomer: counted, not aged this month
+        if new:
+            _count_new(counts, d, h, _U(age_m[r]), medical[r])
         else:
             age_months = _U(age_m[r])
             cell = _U(base[_U(sex[r]), min(age_months, last_m)]) + h
             q = _U(2) * cell + _U(medical[r])
             changed = False
             if not quiet[q, 0] <= u < quiet[q, 1]:  # else alive, same state, same medical need
-                if u < cells[cell, _P_DEATH]:  # alive and death_month are the merge's to write
-                    _count_death(counts, d, h, age_months, medical[r])
-                    n_events = _mark(event, event_part, lo, n_events, r, EVENT_DIED)
+                if u < cells[cell, _P_EXIT]:  # alive and death_month are the merge's to write
+                    died = u < cells[cell, _P_DEATH]
+                    flow, bit = (C_DEATHS, EVENT_DIED) if died else (C_EMIGRANTS, EVENT_LEFT)
+                    _count_exit(counts, d, h, age_months, medical[r], flow)
+                    n_events = _mark(event, event_part, lo, n_events, r, bit)
                     dead_part[lo + n_dead] = k
                     n_dead += 1
                     continue
-                v = min((u - cells[cell, _P_DEATH]) * cells[cell, _SURVIVAL_SCALE], _BELOW_ONE)
+                v = min((u - cells[cell, _P_EXIT]) * cells[cell, _SURVIVAL_SCALE], _BELOW_ONE)
                 new_h, w = _next_health(v, cells, cum, cell, h)
                 if new_h != h:
                     health[r] = new_h
@@ -304,14 +322,15 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
         if NEED_LEVEL[h] > 0 or medical[r]:
             needy_part[lo + n_needy] = r
             n_needy += 1
-            if entrant or r % _U(12) == month_of_year:  # the yearly review is due
+            if new or r % _U(12) == month_of_year:  # the yearly review is due
                 n_events = _mark(event, event_part, lo, n_events, r, EVENT_REVIEW)
-        older = age_m[r] + 1
-        age_m[r] = older
-        if older == _M65:
-            counts[d, _AGED_65] += 1
-        elif older == _M80:
-            counts[d, _AGED_80] += 1
+        if not new:
+            older = age_m[r] + 1
+            age_m[r] = older
+            if older == _M65:
+                counts[d, _AGED_65] += 1
+            elif older == _M80:
+                counts[d, _AGED_80] += 1
     return n_events, n_needy, n_dead
 
 
@@ -452,14 +471,16 @@ def _merge_chunks(
     month,
 ):  # fmt: skip
     """The serial end of the month: join the chunks' lists in key order and add up their counts;
-    record the deaths and widow the spouses of the dead, going through the deaths in key order
-    as a serial pass would (someone whose spouse died earlier in key order has no spouse left to
-    widow when they die too; the newly widowed without an event yet go to the end of
-    event_rows); take the dead out of alive_idx; end the marriages of those whose external
-    spouse died; count the living widowed. Returns (living count, event rows, needy rows).
+    record the deaths (and those who moved out) and widow the spouses of the dead (the spouses
+    of those who moved out lose them too, without being widowed), going through the exits in key
+    order as a serial pass would (someone whose spouse died earlier in key order has no spouse
+    left to widow when they die too; the newly widowed without an event yet go to the end of
+    event_rows); take the dead and the departed out of alive_idx; end the marriages of those
+    whose external spouse died; count the living widowed. Returns (living count, event rows,
+    needy rows).
 
-    Only here are alive_idx, alive, spouse and death_month written: a month run ahead leaves
-    them as they are until its merge."""
+    Only here are alive_idx, alive, spouse, death_month and left_month written: a month run
+    ahead leaves them as they are until its merge."""
     alive_idx, alive, district, spouse, event = (
         columns.alive_idx, columns.alive, columns.district, columns.spouse, columns.event
     )  # fmt: skip
@@ -478,11 +499,16 @@ def _merge_chunks(
     for t in range(n_dead):
         r = alive_idx[dead_at[t]]
         alive[r] = False
-        columns.death_month[r] = month
+        died = event[r] & EVENT_DIED
+        if died:
+            columns.death_month[r] = month
+        else:
+            columns.left_month[r] = month
         j = spouse[r]
         if j >= 0:
             spouse[j] = -1
-            n_events = _mark(event, event_rows, 0, n_events, j, EVENT_WIDOWED)
+            bit = EVENT_WIDOWED if died else EVENT_SPOUSE_LEFT
+            n_events = _mark(event, event_rows, 0, n_events, j, bit)
     n_kept = _remove_dead(alive_idx, n_alive, dead_at, n_dead)
     for k in range(n_events):
         row = event_rows[k]
@@ -517,9 +543,11 @@ _PARTS = Parts()
 
 class MonthRates(NamedTuple):
     """The month's rates and the keys of its draws. death_prob[sex, age, state],
-    health_cum[sex, age, from, to] and medical_onset[state] are monthly."""
+    leave_prob[sex, age] (moving out of Taiyuan), health_cum[sex, age, from, to] and
+    medical_onset[state] are monthly."""
 
     death_prob: np.ndarray
+    leave_prob: np.ndarray
     health_cum: np.ndarray
     medical_onset: np.ndarray
     medical_remission: float
@@ -539,12 +567,13 @@ class PopulationMonth(NamedTuple):
 
 class KernelOutputs(NamedTuple):
     """The arrays the kernel fills, or for `stock` updates. stock[district, C_60..C_MEDICAL] is
-    kept up to date by deltas (deaths, transitions, entrants); flows[district, C_DEATHS..]
-    counts this month's events; aged[district, 0/1] the people turning 65 / 80 at the end of the
-    month (added to the stock after the snapshot). event_rows receives the rows whose `event`
-    bits were set this month (each row once, in no particular order), needy the living rows
-    with a care need (state 2+) or a medical need, in key order; each needs room for n_alive
-    rows (buffers kept from month to month: `month` copies them out)."""
+    kept up to date by deltas (deaths, moves, transitions, new residents); flows[district,
+    C_DEATHS..] counts this month's events; aged[district, 0/1] the people turning 65 / 80 at the
+    end of the month (added to the stock before the month's counts are taken). event_rows
+    receives the rows whose `event` bits were set this month (each row once, in no particular
+    order), needy the living rows with a care need (state 2+) or a medical need, in key order;
+    each needs room for n_alive rows (buffers kept from month to month: `month` copies them
+    out)."""
 
     stock: np.ndarray
     flows: np.ndarray
@@ -553,10 +582,11 @@ class KernelOutputs(NamedTuple):
     needy: np.ndarray
 
     def month(self, n_events: int, n_needy: int) -> PopulationMonth:
-        """The month's results, given the lengths of the lists the kernel returned."""
-        counts = self.stock + self.flows
+        """The month's results, given the lengths of the lists the kernel returned: the counts
+        are the stock on the first day of the next month (after ageing) and the month's flows."""
         self.stock[:, C_65] += self.aged[:, 0]
         self.stock[:, C_80] += self.aged[:, 1]
+        counts = self.stock + self.flows
         event_rows, needy = self.event_rows[:n_events].copy(), self.needy[:n_needy].copy()
         return PopulationMonth(event_rows, needy, counts, self.stock)
 
@@ -578,7 +608,9 @@ def month_kernel(
     columns.alive_idx[:n_alive] lists the living rows in key order and is compacted in place as
     people die. For the outputs see `KernelOutputs`, for `source` see `MonthKernel`.
     """
-    base, cells, cum = _cell_tables(rates.death_prob, rates.health_cum, rates.medical_onset)
+    base, cells, cum = _cell_tables(
+        rates.death_prob, rates.leave_prob, rates.health_cum, rates.medical_onset
+    )
     remission = float(rates.medical_remission)
     tables = _Tables(
         base=base,
