@@ -318,6 +318,16 @@ def levers_to_overrides(values: dict[str, float], extras: dict[str, Any]) -> dic
     return unflatten(flat)
 
 
+def seed_problem(seed: int, replications: int, lang: str) -> str:
+    """'' if the run's seeds (seed, seed + 1, ... one per replication) are valid, else the
+    allowed range in `lang`, to show instead of the model's ValueError or OverflowError."""
+    from sim.experiments.scenario import SEED_LIMIT
+
+    hi = SEED_LIMIT - max(int(replications), 1)
+    ok = isinstance(seed, int) and 0 <= seed <= hi
+    return "" if ok else tr("seed_range", lang).format(hi=f"{hi:,}")
+
+
 def make_params(overrides: dict[str, Any]):
     from sim.params.sections import Params
 
