@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sim.cli import main
 from sim.experiments import batch as batch_module
@@ -395,3 +397,42 @@ def test_ctrl_c_is_one_line(tmp_path: Path, where: list[str]) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and err.decode().splitlines() == ["eldercare: interrupted"]
     _wait_until_gone(proc.pid)
+
+
+_GRID_LEVERS = ("money.price_private_home", "money.price_medical_bed", "money.price_day_care",
+                "policy.voucher_amount")  # fmt: skip
+_HUGE_GRID = "[sweep.levers]\n" + "".join(  # 100**4 points
+    f'"{lever}" = [{", ".join(str(2000 + k) for k in range(100))}]\n' for lever in _GRID_LEVERS
+)
+_BATCH_LINES = [
+    'scenario = "plan_2016_2020"',
+    'scenario = "nope"',
+    "replications = 3",
+    "replications = 0",
+    "seed = 18446744073709551616",
+    "seeds = [1, 2]",
+    "seeds = [1, 1]",
+    'until = "2016-02"',
+    'until = "2099-12"',
+    'until = "9999-12"',
+    "scale = 1e9",
+    "scale = 500",
+    "x = " + "[" * 5000 + "]" * 5000,
+    "y = " + "{a=" * 30 + "1" + "}" * 30,
+    '[sweep]\nmethod = "lhs"\nn = 100000\n[sweep.levers]\n"money.price_private_home" = [2e3, 3e3]',
+    _HUGE_GRID,
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_BATCH_LINES), max_size=6))
+def test_fuzz_batch_files(tmp_path_factory, lines: list[str]) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "fuzz.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        spec = load_batch(path)
+    except ScenarioError as err:
+        assert str(err).startswith(str(path)) and "\n" not in str(err)
+    else:
+        assert 1 <= len(spec.points) * len(spec.seeds) <= batch_module.MAX_RUNS
+        assert len(spec.params_hashes) == len(spec.points)

@@ -429,6 +429,8 @@ def pending(spec: BatchSpec, runs: Path) -> list[tuple[int, int]]:
 
 
 class Workers(NamedTuple):
+    """Where a batch's runs go, and how many run at once (for the estimated time)."""
+
     executor: Executor | None  # None: run in this process
     count: int
 
