@@ -38,6 +38,7 @@ from sim.app.components import (
     load_scenario_info,
     make_params,
     scenario_names,
+    seed_problem,
     settings_toml,
     slider_spec,
     time_series_figure,
@@ -112,6 +113,7 @@ def Page():
         param_error = ""
     except ValueError as exc:
         overrides, param_error = {}, str(exc)
+    seed_error = seed_problem(seed.value, replications.value, L)
 
     def on_run():
         error.set("")
@@ -206,7 +208,7 @@ def Page():
                             tr("run", L),
                             on_click=on_run,
                             color="primary",
-                            disabled=running or bool(param_error),
+                            disabled=running or bool(param_error) or bool(seed_error),
                             classes=["run-button"],
                         )
                         if running:
@@ -217,6 +219,8 @@ def Page():
                         RunProgress(progress, L)
                     if param_error:
                         solara.Error(param_error)
+                    if seed_error:
+                        solara.Error(seed_error)
                     if error.value:
                         solara.Error(f"{tr('error', L)}: {error.value}")
                 res = result.value

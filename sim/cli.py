@@ -5,19 +5,24 @@ figures for the city and each district. Subcommands: run, batch, query, compare,
 scenarios (see `eldercare SUBCOMMAND --help`).
 
 Bad input (a malformed or invalid scenario / batch file, an unknown scenario or district, a
-missing file, an unwritable output folder) exits with status 2 and one line on stderr.
+missing file, an output folder that cannot be written or holds something else, workers that
+cannot be reached, a full disk) exits with status 2 and one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from sim.engine.calendar import month_index, until_index
+from sim.experiments.scenario import SCALE_MAX, SCALE_RULE, SEED_LIMIT, SEED_RULE
 from sim.kpis.registry import PLAN_TARGETS
 
 SUMMARY_COLUMNS = [
@@ -56,24 +61,34 @@ def _until(value: str) -> str:
     return value
 
 
-def _number(kind: type, minimum: float, what: str):
-    """An argparse type: a `kind` number >= `minimum` (finite), with a one-line message."""
+def _dask(value: str) -> str:
+    from sim.experiments.batch import check_dask_address
+
+    try:
+        return check_dask_address(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _number(kind: type, lo: float, hi: float, what: str) -> Callable[[str], float]:
+    """An argparse type: a `kind` number in [lo, hi], with a one-line message."""
 
     def parse(value: str):
         try:
             x = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}") from None
-        if not x >= minimum or x == float("inf"):
+        if not lo <= x <= hi:  # NaN fails too
             raise argparse.ArgumentTypeError(f"expected {what}, got {value!r}")
         return x
 
     return parse
 
 
-_scale = _number(float, 1, "a number >= 1 (persons per row)")
-_seed = _number(int, 0, "a whole number >= 0")
-_positive = _number(int, 1, "a whole number >= 1")
+_scale = _number(float, 1, SCALE_MAX, SCALE_RULE)
+_seed = _number(int, 0, SEED_LIMIT - 1, SEED_RULE)
+_workers = _number(int, 1, 1024, "a whole number in [1, 1024]")
+_positive = _number(int, 1, 10**6, "a whole number in [1, 1e6]")
 
 
 # -- summary (no subcommand) ---------------------------------------------------------------------
@@ -99,11 +114,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from sim.experiments import report
     from sim.experiments.results import (
+        RunIdentity,
         atomic_dir,
         check_writable,
         manifest,
         simulate,
         write_json_atomic,
+        write_run,
     )
     from sim.experiments.scenario import load_scenario
 
@@ -111,14 +128,14 @@ def _run(args: argparse.Namespace) -> int:
     seed = sc.seed if args.seed is None else args.seed
     scale = sc.scale if args.scale is None else args.scale
     until = args.until or sc.until
-    check_writable(args.out)
+    check_writable(args.out, "run")
     t0 = time.perf_counter()
     n_months = month_index(until) + 1
     with tqdm(total=n_months, desc=sc.name, unit="month", disable=args.quiet) as bar:
         frame = simulate(sc.params, seed, scale, until, progress=bar.update)
     man = manifest(sc, sc.params, seed, scale, until, wall_seconds=time.perf_counter() - t0)
-    with atomic_dir(args.out) as tmp:
-        frame.to_parquet(tmp / "metrics.parquet", index=False)
+    with atomic_dir(args.out, "run") as tmp:
+        write_run(frame, tmp / "metrics.parquet", RunIdentity.of(sc.params, seed, scale, until))
         write_json_atomic(tmp / "manifest.json", man)
         (tmp / "report.html").write_text(report.render(frame, man), encoding="utf-8")
     if not args.quiet:
@@ -128,18 +145,13 @@ def _run(args: argparse.Namespace) -> int:
 
 # -- batch ---------------------------------------------------------------------------------------
 def _batch(args: argparse.Namespace) -> int:
-    from sim.experiments.batch import load_batch, make_executor, run_batch
+    from sim.experiments.batch import check_folder, load_batch, open_executor, run_batch
 
     spec = load_batch(args.batch)
     t0 = time.perf_counter()
-    from sim.experiments.batch import prepare
-
-    prepare(spec, args.out)  # validate the folder before starting workers
-    executor, close = make_executor(args.workers, args.dask)
-    try:
-        summary = run_batch(spec, args.out, executor, progress=not args.quiet)
-    finally:
-        close()
+    check_folder(spec, args.out)  # refuse a folder it cannot use before starting workers
+    with open_executor(args.workers, args.dask) as workers:
+        summary = run_batch(spec, args.out, workers.executor, not args.quiet, workers.count)
     if not args.quiet:
         with pd.option_context("display.width", 200, "display.max_columns", 12):
             print(summary.to_string(index=False))
@@ -154,18 +166,23 @@ def _query(args: argparse.Namespace) -> int:
 
     folder = Path(args.folder)
     if (folder / "runs").is_dir():
-        pattern = str(folder / "runs" / "point=*_seed=*.parquet")
-        if not list((folder / "runs").glob("point=*_seed=*.parquet")):
+        # the folder's name may hold glob characters ('[', '*'): list the files, escaped
+        files = sorted(glob.glob(glob.escape(str(folder / "runs")) + "/point=*_seed=*.parquet"))
+        if not files:
             raise UsageError(f"{folder}: batch folder has no finished runs")
     elif (folder / "metrics.parquet").is_file():
-        pattern = str(folder / "metrics.parquet")
+        files = [str(folder / "metrics.parquet")]
     else:
         raise UsageError(f"{folder}: not a run or batch folder (no runs/ nor metrics.parquet)")
+    if not args.sql.strip():
+        raise UsageError('query: SQL: empty; e.g. "SELECT count(*) FROM runs"')
     con = duckdb.connect()
     try:
-        escaped = pattern.replace("'", "''")
-        con.execute(f"CREATE VIEW runs AS SELECT * FROM read_parquet('{escaped}')")
-        result = con.execute(args.sql).df()
+        con.read_parquet(files).create_view("runs")
+        done = con.execute(args.sql)
+        if done is None or done.description is None:
+            raise UsageError("query: SQL: no statement that returns rows (only comments?)")
+        result = done.df()
     except duckdb.Error as err:
         first = str(err).splitlines()[0]
         raise UsageError(f"query: SQL: {first}") from None
@@ -217,6 +234,11 @@ def compare_frames(
 def _compare(args: argparse.Namespace) -> int:
     from sim.experiments.results import load_runs
 
+    if args.month not in ("last", "all"):
+        try:
+            until_index(args.month)
+        except ValueError as err:
+            raise UsageError(f"compare: --month: {err}; or 'last', 'all'") from None
     frames = []
     for folder in (args.a, args.b):
         if not Path(folder).is_dir():
@@ -239,7 +261,7 @@ def _compare(args: argparse.Namespace) -> int:
     elif args.month == "last":
         months = [min(a["month"].max(), b["month"].max())]
     else:
-        months = [_until(args.month)]
+        months = [args.month]
     table = compare_frames(a, b, args.district, months, kpis)
     if table.empty:
         raise UsageError(f"{args.b}: no runs pair with {args.a} (same seeds and months needed)")
@@ -251,15 +273,29 @@ def _compare(args: argparse.Namespace) -> int:
 
 # -- sensitivity ---------------------------------------------------------------------------------
 def _sensitivity(args: argparse.Namespace) -> int:
-    from sim.experiments.batch import make_executor, sensitivity, sensitivity_chart
-    from sim.experiments.results import atomic_dir, check_writable, code_version, write_json_atomic
+    from sim.experiments.batch import (
+        MAX_RUNS,
+        lever_info,
+        open_executor,
+        sensitivity,
+        sensitivity_chart,
+    )
+    from sim.experiments.results import (
+        atomic_dir,
+        check_writable,
+        code_digest,
+        code_version,
+        params_hash,
+        write_json_atomic,
+    )
     from sim.experiments.scenario import ScenarioError, load_scenario
 
     sc = load_scenario(args.scenario)
     levers = [s.strip() for s in args.levers.split(",") if s.strip()]
     kpis = [s.strip() for s in args.kpis.split(",") if s.strip()]
-    from sim.experiments.batch import lever_info
-
+    twice = sorted({lv for lv in levers if levers.count(lv) > 1})
+    if twice:
+        raise UsageError(f"sensitivity: --levers: {twice[0]} is named twice; name each once")
     for lv in levers:
         try:
             lever_info("--levers", "levers", lv, scalar=True)
@@ -283,18 +319,20 @@ def _sensitivity(args: argparse.Namespace) -> int:
             raise UsageError(f"sensitivity: --kpis: unknown KPI {k!r}; {tail}")
     if not levers or (len(levers) < 2 and args.method == "sobol"):
         raise UsageError("sensitivity: --levers: name at least one lever (two for sobol)")
+    runs = args.n * (len(levers) + (1 if args.method == "morris" else 2))
+    if runs > MAX_RUNS:
+        msg = f"{runs:,} runs for {args.method} with {len(levers)} levers; at most {MAX_RUNS:,}"
+        raise UsageError(f"sensitivity: --n: {msg}")
     seed = sc.seed if args.seed is None else args.seed
     scale = sc.scale if args.scale is None else args.scale
     until = args.until or sc.until
-    check_writable(args.out)
-    executor, close = make_executor(args.workers, args.dask)
-    try:
+    check_writable(args.out, "sensitivity")
+    with open_executor(args.workers, args.dask) as workers:
         table, samples = sensitivity(
-            sc, levers, kpis, args.method, args.n, seed, scale, until, executor, not args.quiet
-        )
-    finally:
-        close()
-    with atomic_dir(args.out) as tmp:
+            sc, levers, kpis, args.method, args.n, seed, scale, until, workers.executor,
+            not args.quiet,
+        )  # fmt: skip
+    with atomic_dir(args.out, "sensitivity") as tmp:
         table.to_csv(tmp / "sensitivity.csv", index=False)
         samples.to_csv(tmp / "samples.csv", index=False)
         sensitivity_chart(table, args.method, tmp / "sensitivity.png")
@@ -310,7 +348,9 @@ def _sensitivity(args: argparse.Namespace) -> int:
                 "seed": seed,
                 "scale": scale,
                 "until": until,
+                "params_hash": params_hash(sc.params),
                 "code_version": code_version(),
+                "code_digest": code_digest(),
             },
         )
     if not args.quiet:
@@ -349,15 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one scenario; write metrics, manifest and an HTML report")
     p.add_argument("scenario", help="scenario name in scenarios/ or a path to a .toml file")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    p.add_argument(
+        "--out", required=True, help="output folder (new, or an earlier `run` output: replaced)"
+    )
     common(p)
     p.set_defaults(func=_run)
 
     p = sub.add_parser("batch", help="run a batch file (sweep x replications) into a folder")
     p.add_argument("batch", help="batch .toml file")
     p.add_argument("--out", required=True, help="batch folder; finished runs are skipped")
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
-    p.add_argument("--dask", default=None, help="'local' (LocalCluster) or tcp://HOST:PORT")
+    p.add_argument("--workers", type=_workers, default=1, help="worker processes (default 1)")
+    p.add_argument("--dask", type=_dask, help="'local' (LocalCluster) or tcp://HOST:PORT")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=_batch)
 
@@ -380,9 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kpis", required=True, help="comma-separated KPIs (last month, city)")
     p.add_argument("--method", choices=("morris", "sobol"), default="morris")
     p.add_argument("--n", type=_positive, default=4, help="trajectories (morris) / base N (sobol)")
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    p.add_argument("--workers", type=_positive, default=1, help="worker processes")
-    p.add_argument("--dask", default=None, help="'local' or tcp://HOST:PORT")
+    p.add_argument(
+        "--out", required=True, help="output folder (new, or an earlier `sensitivity` output)"
+    )
+    p.add_argument("--workers", type=_workers, default=1, help="worker processes")
+    p.add_argument("--dask", type=_dask, help="'local' or tcp://HOST:PORT")
     common(p)
     p.set_defaults(func=_sensitivity)
 
@@ -393,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from sim import configure
-    from sim.experiments.results import OutputError
+    from sim.experiments.batch import ClusterError
+    from sim.experiments.results import IdentityError, OutputError
     from sim.experiments.scenario import ScenarioError
 
     try:
@@ -402,15 +447,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             return _summary(args)
         return args.func(args)
-    except (ScenarioError, UsageError) as err:
+    except (ScenarioError, UsageError, OutputError, ClusterError, IdentityError) as err:
         print(f"eldercare: {err}", file=sys.stderr)
         return 2
-    except OutputError as err:
-        print(f"eldercare: {err.path}: {err.message}", file=sys.stderr)
+    except OSError as err:  # e.g. a full disk or a folder made read-only while running
+        where = f"{err.filename}: " if err.filename else ""
+        what = err.strerror or str(err).splitlines()[0]
+        print(f"eldercare: {where}{what}", file=sys.stderr)
         return 2
-    except PermissionError as err:
-        print(f"eldercare: {err.filename}: not writable ({err.strerror})", file=sys.stderr)
-        return 2
+    except BrokenExecutor:
+        msg = "a worker process died (killed, or out of memory?); run again to resume"
+        print(f"eldercare: {msg}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("eldercare: interrupted", file=sys.stderr)
         return 130

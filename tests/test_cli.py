@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import string
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,18 +16,8 @@ from hypothesis import strategies as st
 from sim.cli import main
 from sim.experiments import report
 from sim.params.sections import Params
-
-
-def _fails(argv: list[str], capsys, *needles: str) -> str:
-    code = main(argv)
-    out = capsys.readouterr()
-    assert code == 2, out
-    lines = out.err.strip().splitlines()
-    assert len(lines) == 1, out.err
-    assert "Traceback" not in out.err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
+from tests.cli_helpers import fails as _fails
+from tests.cli_helpers import tree as _tree
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:
@@ -99,7 +91,7 @@ def _fake_run(folder: Path, seed: int, value: float) -> None:
         for d in ("Xiaodian", "Taiyuan")
     ]
     pd.DataFrame(rows).to_parquet(folder / "metrics.parquet")
-    (folder / "manifest.json").write_text(json.dumps({"seed": seed}))
+    (folder / "manifest.json").write_text(json.dumps({"kind": "run", "seed": seed}))
 
 
 def test_compare_and_unknown_district(tmp_path: Path, capsys) -> None:
@@ -183,3 +175,139 @@ def test_help_on_every_subcommand(capsys) -> None:
             main([sub, "--help"])
         assert info.value.code == 0
         assert "usage: eldercare" in capsys.readouterr().out
+
+
+# -- issue 15: nothing lost, nothing mixed --------------------------------------------------------
+RUN = ["--scale", "1000", "--until", "2016-01", "-q"]
+
+
+def test_run_and_sensitivity_replace_only_their_own_output(tmp_path: Path, capsys) -> None:
+    # a finished batch folder is never replaced by `run` or `sensitivity`
+    batch = tmp_path / "batch.toml"
+    batch.write_text('scenario = "frozen_2015"\nreplications = 2\nuntil = "2016-01"\nscale = 1e3\n')
+    cc = tmp_path / "cc"
+    assert main(["batch", str(batch), "--out", str(cc), "-q"]) == 0
+    before = _tree(cc)
+    _fails(["run", "frozen_2015", "--out", str(cc), *RUN], capsys, "cc", "batch")
+    sens = ["sensitivity", "--levers", "money.price_private_home", "--kpis", "share_institution"]
+    _fails([*sens, "--out", str(cc), *RUN], capsys, "cc", "batch")
+    assert _tree(cc) == before
+    # an unrelated manifest.json next to other files, or none with a kind
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "manifest.json").write_text('{"kind": "run"}')
+    (mine / "notes.txt").write_text("keep")
+    _fails(["run", "frozen_2015", "--out", str(mine), *RUN], capsys, "mine", "notes.txt")
+    (mine / "manifest.json").write_text('{"project": "not eldercare"}')
+    _fails(["run", "frozen_2015", "--out", str(mine), *RUN], capsys, "mine", "not an eldercare")
+    assert sorted(p.name for p in mine.iterdir()) == ["manifest.json", "notes.txt"]
+    # a run output is replaced by a run, not by a sensitivity analysis (and the other way round)
+    run = tmp_path / "run"
+    assert main(["run", "frozen_2015", "--out", str(run), *RUN]) == 0
+    assert main(["run", "frozen_2015", "--out", str(run), "--seed", "2", *RUN]) == 0
+    assert json.loads((run / "manifest.json").read_text())["seed"] == 2
+    _fails([*sens, "--out", str(run), *RUN], capsys, "run", "holds an eldercare run output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch.toml", "cc", "mine", "run"]
+
+
+def test_command_line_numbers_have_the_file_limits(tmp_path: Path, capsys) -> None:
+    out = str(tmp_path / "out")
+    run = ["run", "frozen_2015", "--out", out]
+    _fails([*run, "--seed", str(2**64)], capsys, "--seed", "2**63")
+    _fails([*run, "--seed", str(2**63)], capsys, "--seed")
+    _fails([*run, "--scale", "1e9"], capsys, "--scale", "1e6")
+    _fails([*run, "--scale", "nan"], capsys, "--scale")
+    _fails([*run, "--until", "2099-12"], capsys, "--until", "2016-01..2035-12")
+    _fails([*run, "--until", "9999-12"], capsys, "--until", "2016-01..2035-12")
+    _fails(["--until", "2036-01"], capsys, "--until", "2016-01..2035-12")
+    sens = ["sensitivity", "--levers", "money.price_private_home", "--kpis", "share_institution"]
+    _fails([*sens, "--out", out, "--n", "100000"], capsys, "--n", "100,000")
+    assert not (tmp_path / "out").exists()
+
+
+def test_query_edge_cases(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "we[ird] *name"  # glob characters in the folder's name
+    assert main(["run", "frozen_2015", "--out", str(folder), *RUN]) == 0
+    assert main(["query", str(folder), "SELECT count(DISTINCT month) AS n FROM runs"]) == 0
+    # the population's months from the 2010 census (2010-11..2015-12), then the care month 2016-01
+    assert capsys.readouterr().out.split() == ["n", "63"]
+    _fails(["query", str(folder), ""], capsys, "SQL", "empty")
+    _fails(["query", str(folder), "  "], capsys, "SQL", "empty")
+    _fails(["query", str(folder), "-- just a comment"], capsys, "SQL")
+
+
+def test_compare_bad_month_and_folders(tmp_path: Path, capsys) -> None:
+    _fake_run(tmp_path / "a", 1, 10.0)
+    _fake_run(tmp_path / "b", 1, 12.5)
+    args = ["compare", str(tmp_path / "a"), str(tmp_path / "b")]
+    _fails([*args, "--month", "2020-13"], capsys, "--month", "YYYY-MM")
+    _fails([*args, "--month", "2099-12"], capsys, "--month", "2016-01..2035-12")
+    (tmp_path / "a" / "manifest.json").unlink()
+    _fails(args, capsys, "a", "manifest.json")
+    (tmp_path / "a" / "manifest.json").write_text("{not json")
+    _fails(args, capsys, "a", "manifest.json")
+    (tmp_path / "a" / "manifest.json").write_text('{"kind": "run", "seed": "one"}')
+    _fails(args, capsys, "a", "seed")
+    (tmp_path / "a" / "manifest.json").write_text('{"kind": "run", "seed": 1}')
+    (tmp_path / "a" / "metrics.parquet").write_bytes(b"PAR1 cut short")
+    _fails(args, capsys, "metrics.parquet", "unreadable")
+
+
+def test_sensitivity_refuses_a_lever_named_twice(tmp_path: Path, capsys) -> None:
+    argv = ["sensitivity", "--levers", "money.price_private_home,money.price_private_home",
+            "--kpis", "share_institution", "--out", str(tmp_path / "out"), *RUN]  # fmt: skip
+    _fails(argv, capsys, "--levers", "money.price_private_home", "twice")
+    assert not (tmp_path / "out").exists()
+
+
+def _disk_full(monkeypatch) -> None:
+    """Writing a Parquet file or a CSV writes a few bytes, then fails as on a full disk."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(_data, where, *args, **kwargs) -> None:
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pq, "write_table", full)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", lambda self, where, **kw: full(self, where))
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    earlier = tmp_path / "earlier"
+    assert main(["run", "frozen_2015", "--out", str(earlier), *RUN]) == 0
+    before = _tree(earlier)
+    batch = tmp_path / "batch.toml"
+    batch.write_text('scenario = "frozen_2015"\nuntil = "2016-01"\nscale = 1000\n')
+    _disk_full(monkeypatch)
+    _fails(["run", "frozen_2015", "--out", str(tmp_path / "new"), *RUN], capsys, "space")
+    _fails(["run", "frozen_2015", "--out", str(earlier), *RUN], capsys, "space")
+    _fails(["batch", str(batch), "--out", str(tmp_path / "b" / "c"), "-q"], capsys, "space")
+    sens = ["sensitivity", "--levers", "money.price_private_home", "--kpis", "share_institution"]
+    _fails([*sens, "--n", "2", "--out", str(tmp_path / "s"), *RUN], capsys, "space")
+    assert _tree(earlier) == before
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(["batch.toml", "earlier", *before])
+
+
+def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from sim.experiments.results import STALE_AFTER_S
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host, gone, alive = socket.gethostname(), dead.pid, os.getpid()
+    stale = [f".run.tmp-{host}-{gone}-0123abcd", f".run.old-{host}-{gone}-0123abcd",
+             ".run.tmp-elsewhere-1-0123abcd"]  # fmt: skip
+    kept = [f".run.tmp-{host}-{alive}-0123abcd", ".run.tmp-elsewhere-2-0123abcd",
+            f".other.tmp-{host}-{gone}-0123abcd"]  # fmt: skip
+    for name in stale + kept:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.parquet").write_text("half")
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(tmp_path / ".run.tmp-elsewhere-1-0123abcd", (old, old))
+    assert main(["run", "frozen_2015", "--out", str(tmp_path / "run"), *RUN]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["run", *kept])

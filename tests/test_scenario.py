@@ -140,6 +140,7 @@ _scalars = (
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
     | st.sampled_from(["2020-12", "2016-01", "plan_2016_2020", "frozen_2015", "1999-01"])
+    | st.sampled_from(["2035-12", "2036-01", "2099-12", "9999-12", 2**63, 2**64, 1e6, 1e9])
 )
 _values = st.recursive(
     _scalars,
@@ -198,6 +199,13 @@ def test_fuzz_scenario_text(text: str) -> None:
                     "{a=1}",
                     "1e400",
                     "99999999999999999999",
+                    '"2099-12"',
+                    '"9999-12"',
+                    "18446744073709551616",
+                    "1e9",
+                    "[" * 5000 + "]" * 5000,
+                    "{a=" * 400 + "1" + "}" * 400,
+                    "[" * 20 + "]" * 20,
                 ]
             ),
         ),
@@ -210,3 +218,37 @@ def test_fuzz_scenario_toml_lines(lines: list[tuple[str, str, str]]) -> None:
         loads_scenario(text, "fuzz.toml")
     except ScenarioError as err:
         assert "fuzz.toml" in str(err) and "\n" not in str(err)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "needle"),
+    [
+        ('until = "2099-12"\n', "until", "allowed 2016-01..2035-12"),
+        ('until = "9999-12"\n', "until", "past the last month the data cover"),
+        ('until = "2035-12"\nseed = 9223372036854775808\n', "seed", "2**63"),
+        ("scale = 1e9\n", "scale", "[1, 1e6]"),
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", "toml", "nested deeper than 16"),
+        ("[params]\nx = " + "{a=" * 400 + "1" + "}" * 400 + "\n", "toml", "nested deeper"),
+        ("[params.policy]\nvoucher_amount = " + "[" * 16 + "]" * 16 + "\n", "toml", "nested"),
+    ],
+)
+def test_limits_of_scenario_files(tmp_path: Path, text: str, field: str, needle: str) -> None:
+    e = _err(text, tmp_path)
+    assert e.field == field and needle in str(e) and "\n" not in str(e)
+    assert load_scenario(_path(tmp_path, 'until = "2035-12"\n')).until == "2035-12"
+
+
+def _path(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ok.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_calendar_ends_where_the_data_end() -> None:
+    from sim import CareModel
+    from sim.care.facilities import HORIZON_YEAR
+    from sim.engine.calendar import LAST_MONTH, month_label
+
+    assert month_label(LAST_MONTH) == f"{HORIZON_YEAR}-12"
+    with pytest.raises(ValueError, match=r"allowed 2016-01\.\.2035-12"):
+        CareModel(seed=1, scale=1000).run_until("2036-01")

@@ -224,6 +224,16 @@ def levers_to_overrides(values: dict[str, float], extras: dict[str, Any]) -> dic
     return unflatten(flat)
 
 
+def seed_problem(seed: int, replications: int, lang: str) -> str:
+    """'' if the run's seeds (seed, seed + 1, ... one per replication) are valid, else the
+    allowed range in `lang`, to show instead of the model's ValueError or OverflowError."""
+    from sim.experiments.scenario import SEED_LIMIT
+
+    hi = SEED_LIMIT - max(int(replications), 1)
+    ok = isinstance(seed, int) and 0 <= seed <= hi
+    return "" if ok else tr("seed_range", lang).format(hi=f"{hi:,}")
+
+
 def make_params(overrides: dict[str, Any]):
     from sim.params.sections import Params
 
@@ -647,6 +657,7 @@ def time_series_figure(
         wide = pd.concat(
             [f[f["district"] == CITY].set_index("month")[kpi] for f in fs], axis=1
         ).astype(float)
+        wide = wide.dropna(how="all")  # care figures start in 2016-01, the population's in 2010
         x = pd.PeriodIndex(wide.index, freq="M").to_timestamp()
         return x, wide.to_numpy()
 

@@ -41,6 +41,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "scale": ("比例 (每行代表人数)", "Scale (persons per simulated resident)"),
     "scale_hint": ("1 = 全市 (较慢)", "1 = full city (slower)"),
     "seed": ("随机种子", "Seed"),
+    "seed_range": ("随机种子须为 0 至 {hi} 的整数", "Seed: a whole number from 0 to {hi}"),
     "replications": ("重复次数", "Replications"),
     "seeds_used": ("使用的种子", "Seeds used"),
     "compare_plan": ("与规划基线对比 (相同种子)", "Compare with the plan baseline (same seeds)"),

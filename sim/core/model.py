@@ -26,7 +26,7 @@ from sim.care.month import CareMonth
 from sim.care.places import Places
 from sim.care.teams import Teams
 from sim.core.agents import Facility, Family, Resident, ServiceTeam
-from sim.engine.calendar import CARE_START, FIRST_MONTH, month_index
+from sim.engine.calendar import CARE_START, FIRST_MONTH, month_label, until_index
 from sim.engine.runner import Runner
 from sim.kpis.frame import metrics_frame
 from sim.kpis.registry import CARE_SUM_NAMES
@@ -118,9 +118,10 @@ class CareModel(mesa.Model):
     def run_until(self, until: str | float, progress: Callable[[int], None] | None = None) -> None:
         """Run through the calendar month `until` ('YYYY-MM', inclusive), pipelined over two
         threads (`Runner.run`); `progress(1)` is called after each month."""
-        last = month_index(until) if isinstance(until, str) else int(until) - 1
+        last = until_index(until) if isinstance(until, str) else int(until) - 1
         if last < self.month:
             return
+        until_index(month_label(last))  # a month count past the data is refused too
         self._progress = progress
         try:
             self.runner.run(self.run_for, last + 1 - self.month, last)

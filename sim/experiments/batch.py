@@ -5,7 +5,8 @@ A batch file (TOML):
     name = "price sweep"
     scenario = "plan_2016_2020"     # a shipped scenario name or a path (relative to this file)
     replications = 5                # seeds = seed, seed+1, ... (the same for every point)
-    seed = 1                        # optional, first seed (default 1); or seeds = [..]
+    seed = 1                        # optional, first seed (default 1)
+    # or: seeds = [1, 7, 9]         # instead of replications and seed
     until = "2017-12"               # optional (default: the scenario's)
     scale = 100                     # optional (default: the scenario's)
 
@@ -16,8 +17,12 @@ A batch file (TOML):
     [sweep.levers]
     "money.price_private_home" = [2000.0, 3000.0]   # grid: values; lhs: [lo, hi]
 
-The runner takes any `concurrent.futures.Executor`; each run is written atomically to
-runs/point=<i>_seed=<s>.parquet, and finished runs are skipped when a batch is started again.
+The runner takes any `concurrent.futures.Executor` (`open_executor`: this process, a process
+pool or Dask). Each run is written atomically to runs/point=<i>_seed=<s>.parquet with its identity
+(`results.RunIdentity`: resolved parameters, code, seed, scale, last month). A batch started again
+skips the runs that read back whole as its own, redoes the others, and refuses a folder whose
+manifest records other parameters or code; a worker checks that it would make the run the client
+expects before making it.
 """
 
 from __future__ import annotations
@@ -26,28 +31,46 @@ import contextlib
 import hashlib
 import itertools
 import json
+import logging
+import math
 import multiprocessing
 import os
+import re
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from sim.engine.calendar import month_index
+from sim.engine.process import configure
 from sim.experiments.results import (
+    HOST,
     KEY_KPIS,
+    IdentityError,
     OutputError,
+    RunIdentity,
     check_writable,
+    code_digest,
     code_version,
     interval_summary,
+    missing_dirs,
     package_versions,
+    params_hash,
+    read_manifest,
+    read_run_table,
+    remove_stale_temps,
     simulate,
+    undo,
+    write_csv_atomic,
     write_json_atomic,
-    write_parquet_atomic,
+    write_run,
 )
 from sim.experiments.scenario import (
     Scenario,
@@ -70,6 +93,13 @@ BATCH_KEYS = ("name", "description", "scenario", "replications", "seed", "seeds"
               "sweep")  # fmt: skip
 SWEEP_KEYS = ("method", "levers", "n", "seed")
 MAX_RUNS = 100_000
+CONNECT_TIMEOUT_S = 10  # to reach a Dask scheduler
+WATCH_S = 0.5  # how often a pool worker checks that the batch still wants it
+DASK_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[\w.-]+):(\d{1,5})")
+
+
+class ClusterError(RuntimeError):
+    """Workers that cannot be started or reached (exit 2 in the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,13 @@ class BatchSpec:
     levers: tuple[str, ...]
     points: tuple[dict[str, Any], ...]  # lever path -> value
     overrides: tuple[dict[str, Any], ...] = field(default=())  # resolved, per point
+    params_hashes: tuple[str, ...] = field(default=())  # of the resolved parameters, per point
+
+    def identity(self, point: int, seed: int) -> RunIdentity:
+        """The identity of a run of this batch made in this process's environment."""
+        return RunIdentity(
+            self.params_hashes[point], code_digest(), seed, float(self.scale), self.until
+        )
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -97,6 +134,12 @@ class BatchSpec:
             "method": self.method,
             "levers": list(self.levers),
             "points": [dict(p) for p in self.points],
+            "fingerprint": self.fingerprint(),
+            "params_hashes": list(self.params_hashes),
+            "params": Params().with_overrides(self.scenario.overrides).to_dict(),
+            "versions": package_versions(),
+            "code_version": code_version(),
+            "code_digest": code_digest(),
         }
 
     def fingerprint(self) -> str:
@@ -175,6 +218,10 @@ def load_batch(path: str | Path) -> BatchSpec:
     until = check_until(src, data.get("until", scenario.until))
     scale = check_scale(src, data.get("scale", scenario.scale))
     if "seeds" in data:
+        if "replications" in data or "seed" in data:
+            both = "replications" if "replications" in data else "seed"
+            msg = f"give either seeds = [...] or replications and seed, not seeds and {both}"
+            raise ScenarioError(src, "seeds", msg)
         seeds_raw = data["seeds"]
         if not isinstance(seeds_raw, list) or not seeds_raw:
             raise ScenarioError(src, "seeds", "expected a non-empty list of whole numbers >= 0")
@@ -188,28 +235,39 @@ def load_batch(path: str | Path) -> BatchSpec:
             raise ScenarioError(src, "replications", msg)
         first = check_seed(src, data.get("seed", scenario.seed))
         seeds = tuple(first + i for i in range(reps))
-    method, levers, points = _sweep(src, data.get("sweep", {}))
-    if len(points) * len(seeds) > MAX_RUNS:
-        raise ScenarioError(src, "sweep", f"too many runs (max {MAX_RUNS})")
-    overrides = []
+    method, levers, points = _sweep(src, data.get("sweep", {}), len(seeds))
+    overrides, hashes = [], []
     for i, point in enumerate(points):
         over: dict[str, Any] = scenario.overrides
         for lever, value in point.items():
             over = deep_merge(over, nested(lever, value))
-        apply_params(src, over, prefix=f"sweep point {i}: params")
+        hashes.append(params_hash(apply_params(src, over, prefix=f"sweep point {i}: params")))
         overrides.append(over)
     return BatchSpec(
-        name, src, scenario, seeds, until, scale, method, levers, tuple(points), tuple(overrides)
-    )
+        name, src, scenario, seeds, until, scale, method, levers, tuple(points), tuple(overrides),
+        tuple(hashes),
+    )  # fmt: skip
 
 
-def _sweep(src: str, sweep: Any) -> tuple[str, tuple[str, ...], list[dict[str, Any]]]:
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _check_count(src: str, points: int, seeds: int) -> None:
+    """Refuse more than MAX_RUNS runs (counted before any point is made)."""
+    if points * seeds > MAX_RUNS:
+        runs = f"{_plural(points, 'point')} x {_plural(seeds, 'seed')} = {points * seeds:,}"
+        raise ScenarioError(src, "sweep", f"too many runs: {runs}; allowed at most {MAX_RUNS:,}")
+
+
+def _sweep(src: str, sweep: Any, n_seeds: int) -> tuple[str, tuple[str, ...], list[dict[str, Any]]]:
     if not isinstance(sweep, dict):
         raise ScenarioError(src, "sweep", "expected a table [sweep]")
     for key in sweep:
         if key not in SWEEP_KEYS:
             unknown_key(src, key, SWEEP_KEYS, prefix="sweep.")
     if not sweep:
+        _check_count(src, 1, n_seeds)
         return "none", (), [{}]
     method = sweep.get("method", "grid")
     if method not in ("grid", "lhs"):
@@ -229,12 +287,14 @@ def _sweep(src: str, sweep: Any) -> tuple[str, tuple[str, ...], list[dict[str, A
                 msg = "expected a non-empty list of values"
                 raise ScenarioError(src, f"sweep.levers.{lever}", msg)
             values.append(vals)
+        _check_count(src, math.prod(len(v) for v in values), n_seeds)
         points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
         return method, names, points
     n = sweep.get("n")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_RUNS:
         msg = f"expected the number of LHS points, a whole number >= 1, got {n!r}"
         raise ScenarioError(src, "sweep.n", msg)
+    _check_count(src, n, n_seeds)
     seed = check_seed(src, sweep.get("seed", 1), "sweep.seed")
     ranges, infos = [], []
     for lever in names:
@@ -260,101 +320,269 @@ def run_file(runs: Path, point: int, seed: int) -> Path:
     return runs / f"point={point}_seed={seed}.parquet"
 
 
-def run_task(
-    overrides: dict, point: int, seed: int, scale: float, until: str, runs_dir: str,
-    extra: dict[str, Any],
-) -> str:  # fmt: skip
-    """One run, written atomically; executed in a worker (must stay importable and picklable)."""
+@dataclass(frozen=True)
+class RunTask:
+    """One run of a batch as sent to a worker (picklable)."""
+
+    overrides: dict[str, Any]
+    point: int
+    expected: RunIdentity  # what the client expects; the worker checks it would make that run
+    runs_dir: str
+    extra: dict[str, Any]  # constant columns: the scenario's name and the point's lever values
+
+
+def resolved_params(overrides: dict[str, Any], expected: RunIdentity) -> Params:
+    """A run's parameters resolved here (declared defaults, fitted file, ELDERCARE_FITTED,
+    overrides). In a worker not set up like the client they, or the code, would make another
+    run than the client expects: IdentityError then, so that two models never mix."""
     params = Params().with_overrides(overrides)
-    frame = simulate(params, seed, scale, until)
-    frame.insert(0, "seed", seed)
-    frame.insert(0, "point", point)
-    for k, v in extra.items():
+    made = RunIdentity.of(params, expected.seed, expected.scale, expected.until)
+    if made != expected:
+        raise IdentityError(
+            f"worker {HOST} (pid {os.getpid()}) would make another run than the client expects "
+            f"({made.differences(expected)}); give the workers the client's code, "
+            "calibration/fitted.toml and ELDERCARE_FITTED"
+        )
+    return params
+
+
+def run_task(task: RunTask) -> str:
+    """One run, written atomically; executed in a worker (must stay importable and picklable)."""
+    want = task.expected
+    frame = simulate(resolved_params(task.overrides, want), want.seed, want.scale, want.until)
+    frame.insert(0, "seed", want.seed)
+    frame.insert(0, "point", task.point)
+    for k, v in task.extra.items():
         frame[k] = v if not isinstance(v, (list, tuple)) else json.dumps(v)
-    target = run_file(Path(runs_dir), point, seed)
-    write_parquet_atomic(frame, target)
+    target = run_file(Path(task.runs_dir), task.point, want.seed)
+    write_run(frame, target, want)
     return str(target)
 
 
-def clean_temp_files(runs: Path) -> int:
-    n = 0
-    for f in runs.glob(".*.tmp-*"):
-        with contextlib.suppress(OSError):
-            f.unlink()
-            n += 1
-    return n
-
-
-def prepare(spec: BatchSpec, out: str | Path) -> Path:
-    """Create or reopen the batch folder; refuse a folder that holds a different batch."""
+def check_folder(spec: BatchSpec, out: str | Path) -> bool:
+    """Whether `out` holds this batch already (True: resume) or can take it (False: missing or
+    empty); OutputError (nothing changed) for a folder that holds anything else, or this batch
+    made with other resolved parameters or another version of the code."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputError(out, "exists and is not a folder")
-    man_path = out / "manifest.json"
-    if out.is_dir() and any(out.iterdir()):
-        if not man_path.is_file():
-            raise OutputError(out, "exists, is not empty and is not an eldercare batch folder")
-        try:
-            old = json.loads(man_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise OutputError(out, "has an unreadable manifest.json") from None
-        if old.get("kind") != "batch" or old.get("fingerprint") != spec.fingerprint():
-            raise OutputError(out, "holds a different batch or run; choose another --out")
-    else:
-        check_writable(out, allow_existing_run=False)
+    if not out.is_dir() or not any(out.iterdir()):
+        check_writable(out)
+        return False
+    old = read_manifest(out)
+    tail = "; choose another --out (nothing was changed)"
+    if old is None:
+        raise OutputError(out, f"exists, is not empty and is not an eldercare batch folder{tail}")
+    if old.get("kind") != "batch":
+        raise OutputError(out, f"holds an eldercare {old.get('kind')} output, not a batch{tail}")
+    if old.get("fingerprint") != spec.fingerprint():
+        raise OutputError(out, f"holds a different batch{tail}")
+    if old.get("code_digest") != code_digest():
+        raise OutputError(
+            out,
+            f"holds runs made by other code (code digest {old.get('code_digest')}, here "
+            f"{code_digest()}); resume it with that code{tail}",
+        )
+    here = list(spec.params_hashes)
+    there = old.get("params_hashes")
+    if there != here:
+        there = there if isinstance(there, list) and len(there) == len(here) else [None] * len(here)
+        point = next(i for i, (a, b) in enumerate(zip(there, here, strict=True)) if a != b)
+        raise OutputError(
+            out,
+            f"holds runs made with other resolved parameters (point {point}: params hash "
+            f"{there[point]}, here {here[point]}; see ELDERCARE_FITTED and "
+            f"calibration/fitted.toml){tail}",
+        )
+    return True
+
+
+def prepare(spec: BatchSpec, out: str | Path) -> list[Path]:
+    """Create or reopen the batch folder (see check_folder) and remove the temporaries of killed
+    writers; returns what this call created (to undo if the batch never writes a run)."""
+    out = Path(out)
     runs = out / "runs"
+    if check_folder(spec, out):
+        runs.mkdir(exist_ok=True)
+        remove_stale_temps(out)
+        remove_stale_temps(runs)
+        return []
+    created = [*missing_dirs(runs), out / "manifest.json"]
     try:
         runs.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(out, f"cannot create the batch folder ({err.strerror})") from None
-    if not os.access(runs, os.W_OK):
-        raise OutputError(out, "batch folder is not writable")
-    if not man_path.is_file():
-        man = spec.manifest()
-        man["fingerprint"] = spec.fingerprint()
-        man["params"] = Params().with_overrides(spec.scenario.overrides).to_dict()
-        man["versions"] = package_versions()
-        man["code_version"] = code_version()
-        write_json_atomic(man_path, man)
-    clean_temp_files(runs)
-    return runs
+        write_json_atomic(out / "manifest.json", spec.manifest())
+    except BaseException:
+        undo(created)
+        raise
+    return created
 
 
 def pending(spec: BatchSpec, runs: Path) -> list[tuple[int, int]]:
-    return [
-        (i, s)
-        for i in range(len(spec.points))
-        for s in spec.seeds
-        if not run_file(runs, i, s).is_file()
-    ]
+    """The (point, seed) runs to make: missing, or not reading back whole as this batch's run."""
+    todo = []
+    for i in range(len(spec.points)):
+        for s in spec.seeds:
+            try:
+                read_run_table(run_file(runs, i, s), spec.identity(i, s))
+            except OutputError:
+                todo.append((i, s))
+    return todo
 
 
-def make_executor(workers: int, dask: str | None = None) -> tuple[Executor | None, Any]:
-    """(executor, closer). workers == 1 without Dask -> None (run in this process)."""
+class Workers(NamedTuple):
+    """Where a batch's runs go, and how many run at once (for the estimated time)."""
+
+    executor: Executor | None  # None: run in this process
+    count: int
+
+
+def check_dask_address(value: str) -> str:
+    """'local' or tcp://HOST:PORT (tls:// too); ValueError with the allowed forms otherwise."""
+    match = DASK_ADDRESS.fullmatch(value)
+    if value != "local" and not (match and 1 <= int(match.group(3)) <= 65535):
+        raise ValueError(f"expected 'local' or tcp://HOST:PORT (port 1-65535), got {value!r}")
+    return value
+
+
+@contextlib.contextmanager
+def open_executor(workers: int, dask: str | None = None) -> Iterator[Workers]:
+    """Where the runs go: this process (one worker, no Dask), a process pool, or Dask ('local'
+    starts a LocalCluster, tcp://HOST:PORT joins a running scheduler). On an error or Ctrl-C
+    inside the block the workers stop at once; ClusterError if Dask cannot be reached."""
     if dask:
-        from dask.distributed import Client, LocalCluster
+        with _dask(workers, check_dask_address(dask)) as pool:
+            yield pool
+    elif workers <= 1:
+        yield Workers(None, 1)
+    else:
+        with _process_pool(workers) as pool:
+            yield pool
 
-        if dask == "local":
-            cluster = LocalCluster(
-                n_workers=max(workers, 1),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-            )
+
+@contextlib.contextmanager
+def _process_pool(workers: int) -> Iterator[Workers]:
+    """Worker processes started by a forkserver: this process already runs numba's and the
+    model's threads, and a fork would copy their locks in whatever state they are in."""
+    ctx = multiprocessing.get_context("forkserver")
+    stop = ctx.Event()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker, initargs=(stop,))
+    try:
+        yield Workers(pool, workers)
+    except BaseException:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _start_worker(stop: Any) -> None:
+    """In each pool worker: leave Ctrl-C to the client, and exit at once when the client stops
+    the batch (`stop`) or dies, so that no worker outlives it or finishes a run nobody waits for
+    (an interrupted write leaves only a temporary, removed by the next start)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure()
+    # A worker starts no process. With the client's forkserver as its default, the lock numba
+    # makes when it starts its threads would be registered with the resource tracker, which
+    # then warns of a leak when the worker exits at once; with "fork" it is never registered.
+    multiprocessing.set_start_method("fork", force=True)
+    client = multiprocessing.parent_process()  # the client, also under forkserver
+
+    def watch() -> None:
+        while not stop.wait(WATCH_S) and client.is_alive():
+            pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="eldercare-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C in this process while it starts processes that should inherit that (a
+    process started with SIGINT ignored keeps it so, also across exec); only the main thread
+    can change signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@contextlib.contextmanager
+def _dask(workers: int, address: str) -> Iterator[Workers]:
+    from dask.distributed import Client, LocalCluster
+
+    quiet = logging.CRITICAL  # the CLI reports errors in one line; Dask's logs would bury it
+    cluster = None
+    try:
+        if address == "local":
+            with _sigint_ignored():  # inherited by the worker processes: Ctrl-C is the client's
+                cluster = LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=quiet,
+                )
             client = Client(cluster)
-
-            def close() -> None:
-                client.close()
-                cluster.close()
-
         else:
-            client = Client(dask)
-            close = client.close
-        return client.get_executor(), close
-    if workers <= 1:
-        return None, lambda: None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
-    return pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
+            logging.getLogger("distributed").setLevel(quiet)
+            client = Client(address, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, TimeoutError) as err:
+        if cluster is not None:
+            cluster.close()
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ClusterError(
+            f"--dask {address}: cannot start or reach the workers ({first})"
+        ) from None
+    try:
+        count = workers if cluster else max(1, sum(client.nthreads().values()))
+        yield Workers(client.get_executor(), count)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def time_run(spec: BatchSpec) -> float:
+    """Seconds one run of the batch takes, from a quick timing here at the batch's scale: a model
+    built and stepped once (which loads the compiled kernels, once per worker), then another
+    built and three months timed, scaled to the batch's months."""
+    from sim import CareModel
+
+    params = Params().with_overrides(spec.overrides[0])
+    CareModel(seed=spec.seeds[0], scale=spec.scale, params=params).step()
+    t0 = time.perf_counter()
+    model = CareModel(seed=spec.seeds[0], scale=spec.scale, params=params)
+    built = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for _ in range(3):
+        model.step()
+    per_month = (time.perf_counter() - t1) / 3
+    return built + per_month * (month_index(spec.until) + 1)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def plan_line(spec: BatchSpec, todo: int, workers: int, seconds_per_run: float | None) -> str:
+    """e.g. '12 runs (2 points x 6 seeds), about 3 min with 2 workers'."""
+    total = len(spec.points) * len(spec.seeds)
+    line = f"{_plural(total, 'run')} ({_plural(len(spec.points), 'point')} x "
+    line += f"{_plural(len(spec.seeds), 'seed')})"
+    if todo < total:
+        line += f", {todo:,} to do"
+    if todo and seconds_per_run is not None:
+        rounds = math.ceil(todo / workers)
+        line += f", about {_duration(rounds * seconds_per_run)} with {_plural(workers, 'worker')}"
+    return line
 
 
 def run_batch(
@@ -362,41 +590,56 @@ def run_batch(
     out: str | Path,
     executor: Executor | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> pd.DataFrame:
-    """Run every missing (point, seed), then write summary.csv; returns the summary."""
+    """Run every missing (point, seed), then write summary.csv; returns the summary. With
+    `progress`, first prints the run count and an estimated time, then shows a progress bar.
+
+    If the folder is new and the batch stops before its first run is written, the folder is
+    removed again (only what this call created)."""
     from tqdm import tqdm
 
     out = Path(out)
-    runs = prepare(spec, out)
-    todo = pending(spec, runs)
-    bar = tqdm(
-        total=len(spec.points) * len(spec.seeds),
-        initial=len(spec.points) * len(spec.seeds) - len(todo),
-        desc=f"batch {spec.name}",
-        unit="run",
-        disable=not progress,
-    )
-
-    def args(i: int, s: int) -> tuple:
-        extra = {"scenario": spec.scenario.name, **spec.points[i]}
-        return (spec.overrides[i], i, s, spec.scale, spec.until, str(runs), extra)
-
+    runs = out / "runs"
+    created = prepare(spec, out)
     try:
-        if executor is None:
-            for i, s in todo:
-                run_task(*args(i, s))
-                bar.update(1)
-        else:
-            futures: list[Future] = [executor.submit(run_task, *args(i, s)) for i, s in todo]
-            for fut in as_completed(futures):
-                fut.result()
-                bar.update(1)
-    finally:
-        bar.close()
+        todo = pending(spec, runs)
+        if progress:
+            timing = time_run(spec) if todo else None
+            print(plan_line(spec, len(todo), workers, timing), flush=True)
+        total = len(spec.points) * len(spec.seeds)
+        bar = tqdm(
+            total=total,
+            initial=total - len(todo),
+            desc=f"batch {spec.name}",
+            unit="run",
+            disable=not progress,
+        )
+
+        def task(i: int, s: int) -> RunTask:
+            extra = {"scenario": spec.scenario.name, **spec.points[i]}
+            return RunTask(spec.overrides[i], i, spec.identity(i, s), str(runs), extra)
+
+        with bar:
+            if executor is None:
+                for i, s in todo:
+                    run_task(task(i, s))
+                    bar.update(1)
+            else:
+                futures: list[Future] = [executor.submit(run_task, task(i, s)) for i, s in todo]
+                try:
+                    for fut in as_completed(futures):
+                        fut.result()
+                        bar.update(1)
+                finally:
+                    for fut in futures:
+                        fut.cancel()
+    except BaseException:
+        if created and not any(runs.glob("point=*_seed=*.parquet")):
+            undo(created)
+        raise
     summary = summarise(spec, runs)
-    tmp = out / f".summary.csv.tmp-{os.getpid()}"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, out / "summary.csv")
+    write_csv_atomic(summary, out / "summary.csv")
     return summary
 
 
@@ -415,10 +658,11 @@ def summarise(spec: BatchSpec, runs: Path, kpis: Iterable[str] = KEY_KPIS) -> pd
 
 
 # -- sensitivity -----------------------------------------------------------------------------------
-def sensitivity_task(overrides: dict, seed: int, scale: float, until: str, kpis: list[str]) -> list:
-    params = Params().with_overrides(overrides)
-    frame = simulate(params, seed, scale, until)
-    city = frame[(frame["district"] == CITY) & (frame["month"] == until)].iloc[0]
+def sensitivity_task(overrides: dict, expected: RunIdentity, kpis: list[str]) -> list[float]:
+    """The city's KPIs in the last month of one run; executed in a worker."""
+    want = expected
+    frame = simulate(resolved_params(overrides, want), want.seed, want.scale, want.until)
+    city = frame[(frame["district"] == CITY) & (frame["month"] == want.until)].iloc[0]
     return [float(city[k]) for k in kpis]
 
 
@@ -456,17 +700,17 @@ def sensitivity(
         over = scenario.overrides
         for lv, inf, v in zip(levers, infos, row, strict=True):
             over = deep_merge(over, nested(lv, _cast(inf, v)))
-        tasks.append(over)
+        tasks.append((over, RunIdentity.of(Params().with_overrides(over), seed, scale, until)))
     y = np.zeros((len(tasks), len(kpis)))
     with tqdm(total=len(tasks), desc=f"{method}", unit="run", disable=not progress) as bar:
         if executor is None:
-            for j, over in enumerate(tasks):
-                y[j] = sensitivity_task(over, seed, scale, until, kpis)
+            for j, (over, identity) in enumerate(tasks):
+                y[j] = sensitivity_task(over, identity, kpis)
                 bar.update(1)
         else:
             futs = {
-                executor.submit(sensitivity_task, over, seed, scale, until, kpis): j
-                for j, over in enumerate(tasks)
+                executor.submit(sensitivity_task, over, identity, kpis): j
+                for j, (over, identity) in enumerate(tasks)
             }
             for fut in as_completed(futs):
                 y[futs[fut]] = fut.result()
@@ -508,7 +752,3 @@ def sensitivity_chart(table: pd.DataFrame, method: str, path: Path) -> None:
     fig.suptitle(f"{method} sensitivity (last month, city)")
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
-
-
-def elapsed(t0: float) -> str:
-    return f"{time.perf_counter() - t0:.1f} s"

@@ -31,6 +31,11 @@ from sim.params.sections import Params
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 DEFAULT_UNTIL = "2020-12"
+SEED_LIMIT = 2**63  # seeds are whole numbers in [0, SEED_LIMIT): the keyed RNG mixes them as uint64
+SEED_RULE = "a whole number >= 0 and < 2**63"
+SCALE_MAX = 1e6  # persons per row, in files and on the command line
+SCALE_RULE = "persons per row, a number in [1, 1e6]"
+MAX_DEPTH = 16  # nesting of tables and arrays in a file (parameters are 3 deep)
 TOP_KEYS = ("name", "description", "extends", "until", "seed", "scale", "params")
 
 
@@ -109,11 +114,30 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def loads_toml(text: str, source: str | Path) -> dict[str, Any]:
+    """Parse TOML text; a syntax error or nesting deeper than MAX_DEPTH is a ScenarioError."""
+    too_deep = ScenarioError(source, "toml", f"tables or arrays nested deeper than {MAX_DEPTH}")
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         msg = str(err).splitlines()[0] if str(err) else "syntax error"
         raise ScenarioError(source, "toml", f"malformed TOML: {msg}") from None
+    except RecursionError:  # the parser recurses into nested arrays and inline tables
+        raise too_deep from None
+    if _depth(data) > MAX_DEPTH:  # shallower than the parser's limit, deeper than any use
+        raise too_deep
+    return data
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of tables and arrays (iterative: the value may be deep)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def unknown_key(source: str | Path, key: str, allowed: tuple[str, ...], prefix: str = "") -> None:
@@ -133,17 +157,15 @@ def check_until(source: str | Path, value: Any, field_name: str = "until") -> st
 
 
 def check_seed(source: str | Path, value: Any, field_name: str = "seed") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise ScenarioError(source, field_name, f"expected a whole number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise ScenarioError(source, field_name, f"expected {SEED_RULE}, got {value!r}")
     return int(value)
 
 
 def check_scale(source: str | Path, value: Any, field_name: str = "scale") -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not 1 <= value <= 1e6:
-        raise ScenarioError(
-            source, field_name, f"expected persons per row, a number in [1, 1e6], got {value!r}"
-        )
+    if not ok or not math.isfinite(value) or not 1 <= value <= SCALE_MAX:
+        raise ScenarioError(source, field_name, f"expected {SCALE_RULE}, got {value!r}")
     return float(value)
 
 

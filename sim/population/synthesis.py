@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from sim.engine.calendar import FIRST_MONTH, decimal_year, month_index
+from sim.engine.calendar import FIRST_MONTH, LAST_MONTH, decimal_year
 from sim.engine.jit import kernel
 from sim.engine.rng import (
     Stream,
@@ -60,7 +60,6 @@ from sim.population.families import (
 from sim.population.geography import Geography, allocate_largest_remainder
 from sim.population.health import HealthTables
 
-LAST_PLAN_MONTH = month_index("2035-12")  # the end of the long runs (the app runs to 2035-12)
 AT_START = FIRST_MONTH - 1  # the entry month of the start population (before the first month)
 _M65_CELL = (65 - AGE_MIN) * 12  # the first cell aged 65
 
@@ -284,7 +283,7 @@ def _capacity(n: int, demography: DemographyParams, scale: float) -> int:
     newcomers at a positive migration rate), with 5% to spare: a run to 2035-12 then never grows
     the columns, each growth copying all of them (~70 ms at full city, on the main thread).
     Longer runs grow as needed."""
-    months = range(FIRST_MONTH, LAST_PLAN_MONTH + 1)
+    months = range(FIRST_MONTH, LAST_MONTH + 1)
     entrants = sum(expected_entrant_rows(demography, scale, m) for m in months)
     newcomers = n * max(demography.net_migration_rate, 0.0) * len(months) / 12 * 1.5
     return int((n + entrants + newcomers) * 1.05) + 1024
