@@ -23,25 +23,9 @@ import pandas as pd
 
 from sim.engine.calendar import month_index, until_index
 from sim.experiments.scenario import SCALE_MAX, SCALE_RULE, SEED_LIMIT, SEED_RULE
-from sim.kpis.registry import PLAN_TARGETS
+from sim.kpis.registry import BY_NAME, KPIS, in_view
 
-SUMMARY_COLUMNS = [
-    "residents_60plus",
-    "residents_65plus",
-    "residents_80plus",
-    "partially_dependent",
-    "fully_dependent",
-    "medical_need",
-    "deaths",
-    "entrants",
-]
-COMPARE_KPIS = (
-    *(k.name for k in PLAN_TARGETS),
-    "unmet_need_share",
-    "empty_beds",
-    "share_institution",
-    "spending_total",
-)
+SUMMARY_COLUMNS = in_view("summary")  # the population table printed with no subcommand
 
 
 class UsageError(Exception):
@@ -99,7 +83,7 @@ def _summary(args: argparse.Namespace) -> int:
     model.run_until(args.until)
     frame = model.metrics()
     last = frame[frame["month"] == args.until].set_index("district")
-    table = last[SUMMARY_COLUMNS].round(0).astype("int64")
+    table = last[list(SUMMARY_COLUMNS)].round(0).astype("int64")
     unable = (last["partially_dependent"] + last["fully_dependent"]) / last["residents_60plus"]
     table["unable_selfcare_pct"] = (100 * unable).round(2)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -252,7 +236,7 @@ def _compare(args: argparse.Namespace) -> int:
         hint = difflib.get_close_matches(args.district, districts, n=1)
         tail = f"did you mean '{hint[0]}'?" if hint else "allowed: " + ", ".join(districts)
         raise UsageError(f"{args.a}: --district: unknown district {args.district!r}; {tail}")
-    kpis = args.kpis.split(",") if args.kpis else list(COMPARE_KPIS)
+    kpis = args.kpis.split(",") if args.kpis else list(in_view("key"))
     for k in kpis:
         if k not in a.columns or k not in b.columns:
             raise UsageError(f"{args.a}: --kpis: unknown KPI {k!r}")
@@ -302,14 +286,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
         except ScenarioError as err:
             raise UsageError(f"sensitivity: --levers: {lv}: {err.message}") from None
     from sim.experiments.report import CITY  # noqa: F401  (keeps matplotlib Agg set up before workers)
-    from sim.experiments.results import KEY_KPIS
 
-    known = set(KEY_KPIS) | {
-        "residents_60plus", "medical_need", "occupancy_public", "occupancy_medical",
-        "share_family_only", "share_community", "share_medical_bed", "queue_length",
-        "unmet_care_hours", "carers_overloaded", "team_utilisation", "beds_public",
-        "beds_private", "coverage_community_centre", "coverage_day_care",
-    }  # fmt: skip
+    known = set(BY_NAME)
     for k in kpis:
         if k not in known:
             import difflib
@@ -367,6 +345,61 @@ def _scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
+def _levers(args: argparse.Namespace) -> int:
+    from sim.params.levers import group_label, levers
+
+    group = None
+    for info in levers():
+        lever = info.lever
+        if lever.group != group:
+            group = lever.group
+            print(f"\n{group_label(group, args.lang)}")
+        label = lever.label_en if args.lang == "en" else lever.label_zh
+        unit = f" {info.unit}" if info.unit else ""
+        if isinstance(info.default, tuple):
+            values = ", ".join(f"{v:g}" for v in info.default)
+            default = f"{values}{unit} per year (sum {sum(info.default):g})"
+        else:
+            default = f"{info.default:g}{unit}"
+        print(f"  {info.path}  {label}: {default}; range {info.lo:g}..{info.hi:g}")
+        print(f"      acts on {lever.acts}; source: {info.source}")
+    return 0
+
+
+def _kpis(args: argparse.Namespace) -> int:
+    rows = [
+        {
+            "kpi": k.name,
+            "label": k.label(args.lang),
+            "unit": k.unit,
+            "what it is": k.role,
+            "plan target": f"{k.comparison} {k.target:g}" if k.target is not None else "",
+        }
+        for k in KPIS
+    ]
+    with pd.option_context("display.width", 250, "display.max_rows", 500):
+        print(pd.DataFrame(rows).to_string(index=False))
+    print("\ninput: set by a schedule or lever; fitted: a calibration target; outcome: predicted")
+    return 0
+
+
+class _Version(argparse.Action):
+    """--version: the package version, the source tree's git state and the code digest that run
+    files record (computed only when asked)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib import metadata
+
+        from sim.experiments.results import code_digest, code_version
+
+        version = metadata.version("taiyuan-eldercare")
+        print(f"eldercare {version} (source {code_version()}, code digest {code_digest()[:16]})")
+        parser.exit()
+
+
 # -- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -375,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         "for the full city to 2020-12 (or --until) and print the figures for the city and each "
         "district.",
     )
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
     parser.add_argument("--scale", type=_scale, default=1.0, help="persons per row (default 1)")
     parser.add_argument("--until", type=_until, default="2020-12", help="last month, YYYY-MM")
@@ -432,6 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p.set_defaults(func=_scenarios)
+
+    for name, func, what in (
+        ("levers", _levers, "the policy levers: path, label, default, range, source"),
+        ("kpis", _kpis, "the reported figures: unit, input/fitted/outcome, the plan's target"),
+    ):
+        p = sub.add_parser(name, help=f"list {what}")
+        p.add_argument("--lang", choices=("en", "zh"), default="en", help="labels' language")
+        p.set_defaults(func=func)
     return parser
 
 

@@ -311,3 +311,27 @@ def test_stale_temporaries_are_removed(tmp_path: Path) -> None:
     os.utime(tmp_path / ".run.tmp-elsewhere-1-0123abcd", (old, old))
     assert main(["run", "frozen_2015", "--out", str(tmp_path / "run"), *RUN]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["run", *kept])
+
+
+def test_levers_kpis_and_version_list_the_registries(capsys) -> None:
+    """`eldercare levers` and `eldercare kpis` print every lever and KPI once, from the
+    registries (no list of their own), with what each figure is; --version names the code."""
+    from sim.kpis.registry import KPIS
+    from sim.params.levers import levers
+
+    assert main(["levers"]) == 0
+    out = capsys.readouterr().out
+    paths = [
+        line.split()[0] for line in out.splitlines() if line.startswith("  ") and line[2] != " "
+    ]
+    assert paths == [info.path for info in levers()]
+    assert out.count("acts on ") == len(paths) and "source: assumed" in out
+    assert main(["levers", "--lang", "zh"]) == 0
+    assert "医养结合" in capsys.readouterr().out
+    assert main(["kpis"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1 : 1 + len(KPIS)]
+    assert [r.split()[0] for r in rows] == [k.name for k in KPIS]
+    assert {r.split()[-1] for r in rows if r.split()[0] == "beds_per_1000"} == {"40"}
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and "code digest" in capsys.readouterr().out

@@ -152,7 +152,8 @@ class KPI:
     """One reported figure. `better`: the direction a planner wants it to move (None: neither).
     `target` and `comparison`: the plan's 2020 target (`value comparison target` is met).
     `views`: where the app and the command line show it ('key' = the headline list of batch
-    summaries, comparisons and reports; 'series' and 'map' = the app's selects)."""
+    summaries, comparisons and reports; 'series' and 'map' = the app's selects; 'summary' = the
+    population table `eldercare` prints with no subcommand)."""
 
     name: str
     label_zh: str
@@ -210,13 +211,16 @@ _SHARES = (
 )
 
 KPIS: tuple[KPI, ...] = (
-    _population("residents_60plus", "60岁及以上人口", "residents 60+", "fitted", "series"),
-    _population("residents_65plus", "65岁及以上人口", "residents 65+", "outcome"),
-    _population("residents_80plus", "80岁及以上人口", "residents 80+", "outcome"),
-    *(_population(name, zh, en, "fitted") for name, zh, en in _STATES),
-    _population("medical_need", "需定期医疗照护的老人", "residents with a medical need", "input"),
-    _population("deaths", "死亡人数", "deaths", "fitted"),
-    _population("entrants", "新满60岁人数", "residents turning 60", "fitted"),
+    _population("residents_60plus", "60岁及以上人口", "residents 60+", "fitted",
+                "series summary"),
+    _population("residents_65plus", "65岁及以上人口", "residents 65+", "outcome", "summary"),
+    _population("residents_80plus", "80岁及以上人口", "residents 80+", "outcome", "summary"),
+    *(_population(name, zh, en, "fitted", "summary" if "dependent" in name else "")
+      for name, zh, en in _STATES),
+    _population("medical_need", "需定期医疗照护的老人", "residents with a medical need", "input",
+                "summary"),
+    _population("deaths", "死亡人数", "deaths", "fitted", "summary"),
+    _population("entrants", "新满60岁人数", "residents turning 60", "fitted", "summary"),
     _population("widowed", "丧偶人数", "widowed", "outcome"),
     _population("emigrants", "迁出人数", "residents moving out of Taiyuan", "fitted"),
     _population("immigrants", "迁入人数", "residents 60+ moving in", "fitted"),
