@@ -152,7 +152,8 @@ def build_facilities(
     capacity = np.array([r[2] for r in rows], dtype=np.int32)
     open_month = np.array([r[3] for r in rows], dtype=np.int16)
     ids = _stable_keys(kind, district, open_month)
-    neigh = _place(geo, kind, district, ids, seed, rural_sites)
+    neigh = _place(geo, kind, district, ids, seed, rural_sites, open_month, pol)
+    district = nb["district"].to_numpy()[neigh].astype(np.int8)  # an explicit site's district
     # rows at this scale: capacity / scale rounded up with a keyed probability, so each facility's
     # rows depend on itself only (adding facilities changes no other facility) and sum to the
     # capacity in expectation; at scale 1 they equal the capacity exactly
@@ -189,9 +190,12 @@ def _stable_keys(kind: np.ndarray, district: np.ndarray, open_month: np.ndarray)
     return group * 10_000 + rank
 
 
-def _place(geo, kind, district, ids, seed, rural_sites) -> np.ndarray:
+def _place(geo, kind, district, ids, seed, rural_sites, open_month, policy) -> np.ndarray:
     """Neighbourhood of each facility: a keyed draw among the district's communities (urban kinds)
-    or among all its neighbourhoods (public homes, integrated beds); rural centres at villages."""
+    or among all its neighbourhoods (public homes, integrated beds); rural centres at villages.
+    The new community and urban day-care centres take the explicit sites of `policy` first
+    (`centre_sites`, `day_care_sites`, e.g. from `eldercare site`), in opening order; sites
+    beyond the number the schedule opens are not used."""
     nb = geo.neighbourhoods
     nb_district = nb["district"].to_numpy()
     is_community = (nb["kind"] == "community").to_numpy()
@@ -205,4 +209,8 @@ def _place(geo, kind, district, ids, seed, rural_sites) -> np.ndarray:
             sel = (district == d) & ~rural & (urban_kind == urban_only)
             pool = np.flatnonzero((nb_district == d) & (is_community | (not urban_only)))
             out[sel] = pool[(u[sel] * pool.size).astype(np.int64)]
+    for code, sites in ((CENTRE, policy.centre_sites), (DAY_URBAN, policy.day_care_sites)):
+        new = np.flatnonzero((kind == code) & (open_month >= 0))
+        new = new[np.argsort(open_month[new], kind="stable")][: len(sites)]
+        out[new] = np.asarray(sites[: new.size], dtype=np.int32)
     return out

@@ -50,9 +50,13 @@ def param(
     doc: str = "",
     *,
     lever: Lever | None = None,
+    any_length: bool = False,
 ) -> Any:
-    """Declare a parameter field; tuples are checked element by element against [lo, hi]."""
-    meta = {"lo": lo, "hi": hi, "source": source, "unit": unit, "doc": doc, "lever": lever}
+    """Declare a parameter field; tuples are checked element by element against [lo, hi].
+    `any_length`: a tuple that takes a list of any length (e.g. the sites of facilities), its
+    elements of the type of `lo`; other tuples keep the length of their default."""
+    meta = {"lo": lo, "hi": hi, "source": source, "unit": unit, "doc": doc, "lever": lever,
+            "any_length": any_length}  # fmt: skip
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda d=tuple(default): d, metadata=meta)
     return field(default=default, metadata=meta)
@@ -135,6 +139,10 @@ def _checked(f, path: str, current: Any, value: Any) -> Any:
     lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
     unit = f" {f.metadata['unit']}" if f.metadata.get("unit") else ""
     if isinstance(current, tuple):
+        if f.metadata.get("any_length"):
+            if not isinstance(value, (list, tuple)):
+                raise ParamError(path, f"expected a list of numbers in [{lo}, {hi}]")
+            return tuple(_scalar(path, lo, v, lo, hi, unit) for v in value)
         if not isinstance(value, (list, tuple)) or len(value) != len(current):
             raise ParamError(path, f"expected a list of {len(current)} numbers in [{lo}, {hi}]")
         return tuple(_scalar(path, current[0], v, lo, hi, unit) for v in value)

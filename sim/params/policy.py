@@ -17,6 +17,7 @@ from sim.params.declare import Lever, param
 
 PLAN = "太原市民政事业发展'十三五'规划 (2016-2020)"
 INSTITUTIONS_2015 = 50  # elderly-care institutions at the end of 2015 (PLAN section 一)
+NEIGHBOURHOODS = 515 + 998  # urban communities + administrative villages (PLAN section 一(一)2)
 _FIVE = "per year 2016-2020"
 
 
@@ -274,6 +275,25 @@ class PolicyParams:
         15.0,
         "assumed: extra family care hours per 100 yuan of carer allowance",
         "h/month",
+    )
+    centre_sites: tuple[int, ...] = param(
+        (),
+        0,
+        NEIGHBOURHOODS - 1,
+        "derived: `eldercare site` (need-weighted maximal coverage); the neighbourhoods of the "
+        "community centres the schedule opens, in opening order (empty: all placed by the "
+        f"district rule); indices 0..{NEIGHBOURHOODS - 1} of the {NEIGHBOURHOODS} neighbourhoods",
+        "neighbourhood",
+        any_length=True,
+    )
+    day_care_sites: tuple[int, ...] = param(
+        (),
+        0,
+        NEIGHBOURHOODS - 1,
+        "derived: `eldercare site`; the neighbourhoods of the urban day-care centres the schedule "
+        "opens, in opening order (empty: all placed by the district rule)",
+        "neighbourhood",
+        any_length=True,
     )
 
 
