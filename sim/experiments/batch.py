@@ -249,14 +249,14 @@ def load_batch(path: str | Path) -> BatchSpec:
     )  # fmt: skip
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _check_count(src: str, points: int, seeds: int) -> None:
     """Refuse more than MAX_RUNS runs (counted before any point is made)."""
     if points * seeds > MAX_RUNS:
-        runs = f"{_plural(points, 'point')} x {_plural(seeds, 'seed')} = {points * seeds:,}"
+        runs = f"{plural(points, 'point')} x {plural(seeds, 'seed')} = {points * seeds:,}"
         raise ScenarioError(src, "sweep", f"too many runs: {runs}; allowed at most {MAX_RUNS:,}")
 
 
@@ -547,24 +547,29 @@ def _dask(workers: int, address: str) -> Iterator[Workers]:
 
 
 def time_run(spec: BatchSpec) -> float:
-    """Seconds one run of the batch takes, from a quick timing here at the batch's scale: a model
-    built and stepped once (which loads the compiled kernels, once per worker), then another
-    built and three months timed, scaled to the batch's months."""
+    """Seconds one run of the batch takes (see time_one_run)."""
+    params = Params().with_overrides(spec.overrides[0])
+    return time_one_run(params, spec.seeds[0], spec.scale, spec.until)
+
+
+def time_one_run(params: Params, seed: int, scale: float, until: str) -> float:
+    """Seconds one run takes, from a quick timing here: a model built and stepped once (which
+    loads the compiled kernels, once per worker), then another built and three months timed,
+    scaled to the run's months."""
     from sim import CareModel
 
-    params = Params().with_overrides(spec.overrides[0])
-    CareModel(seed=spec.seeds[0], scale=spec.scale, params=params).step()
+    CareModel(seed=seed, scale=scale, params=params).step()
     t0 = time.perf_counter()
-    model = CareModel(seed=spec.seeds[0], scale=spec.scale, params=params)
+    model = CareModel(seed=seed, scale=scale, params=params)
     built = time.perf_counter() - t0
     t1 = time.perf_counter()
     for _ in range(3):
         model.step()
     per_month = (time.perf_counter() - t1) / 3
-    return built + per_month * (month_index(spec.until) + 1)
+    return built + per_month * (month_index(until) + 1)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{max(seconds, 1):.0f} s"
     if seconds < 90 * 60:
@@ -575,13 +580,13 @@ def _duration(seconds: float) -> str:
 def plan_line(spec: BatchSpec, todo: int, workers: int, seconds_per_run: float | None) -> str:
     """e.g. '12 runs (2 points x 6 seeds), about 3 min with 2 workers'."""
     total = len(spec.points) * len(spec.seeds)
-    line = f"{_plural(total, 'run')} ({_plural(len(spec.points), 'point')} x "
-    line += f"{_plural(len(spec.seeds), 'seed')})"
+    line = f"{plural(total, 'run')} ({plural(len(spec.points), 'point')} x "
+    line += f"{plural(len(spec.seeds), 'seed')})"
     if todo < total:
         line += f", {todo:,} to do"
     if todo and seconds_per_run is not None:
         rounds = math.ceil(todo / workers)
-        line += f", about {_duration(rounds * seconds_per_run)} with {_plural(workers, 'worker')}"
+        line += f", about {duration(rounds * seconds_per_run)} with {plural(workers, 'worker')}"
     return line
 
 

@@ -47,6 +47,9 @@ OUTPUT_FILES = {
     "sensitivity": frozenset(
         {"manifest.json", "sensitivity.csv", "samples.csv", "sensitivity.png"}
     ),
+    "site": frozenset(
+        {"manifest.json", "sites.csv", "coverage.csv", "site.toml", "site.html", "site.png"}
+    ),
 }
 IDENTITY_KEY = b"eldercare.run"
 HOST = socket.gethostname()
@@ -294,6 +297,10 @@ def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    _replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
     _replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

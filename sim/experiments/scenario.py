@@ -19,7 +19,9 @@ raises `ScenarioError(file, field, message)`; nothing else escapes `load_scenari
 from __future__ import annotations
 
 import difflib
+import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,6 +241,51 @@ def scenario_from_dict(
     return Scenario(name, description, params, until, seed, scale, src, overrides)
 
 
+def dumps_scenario(
+    name: str,
+    description: str,
+    until: str,
+    seed: int,
+    scale: float,
+    overrides: dict[str, Any],
+    comment: str = "",
+) -> str:
+    """A scenario file (TOML) that `load_scenario` reads back to these values; `comment` lines
+    go first."""
+    lines = [f"# {line}" for line in comment.splitlines()]
+    top = {"name": name, "description": description, "until": until, "seed": int(seed),
+           "scale": float(scale)}  # fmt: skip
+    lines += [f"{k} = {_toml(v)}" for k, v in top.items()]
+
+    def tables(prefix: str, table: dict[str, Any]) -> None:
+        leaves = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        if leaves:
+            lines.extend(["", f"[{prefix}]"])
+            lines.extend(f"{_key(k)} = {_toml(v)}" for k, v in leaves.items())
+        for k, v in table.items():
+            if isinstance(v, dict):
+                tables(f"{prefix}.{_key(k)}", v)
+
+    tables("params", overrides)
+    return "\n".join(lines) + "\n"
+
+
+def _key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        return repr(value)
+    return str(int(value))
+
+
 def loads_scenario(text: str, source: str | Path = "<scenario>") -> Scenario:
     """A scenario from TOML text."""
     return scenario_from_dict(loads_toml(text, source), source)
@@ -257,6 +304,7 @@ __all__ = [
     "ScenarioError",
     "available",
     "deep_merge",
+    "dumps_scenario",
     "load_scenario",
     "loads_scenario",
     "scenario_from_dict",
