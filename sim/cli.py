@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.engine.calendar import month_index, until_index
+from sim.experiments.planning.siting import add_site_arguments
 from sim.experiments.scenario import SCALE_MAX, SCALE_RULE, SEED_LIMIT, SEED_RULE
 from sim.kpis.registry import BY_NAME, KPIS, in_view
 
@@ -336,6 +337,46 @@ def _sensitivity(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- optimise and site (issue 22) ------------------------------------------------------------------
+def _planning_extra() -> None:
+    """UsageError naming the extra to install if optuna, spopt or access is missing."""
+    import importlib.util
+
+    missing = [m for m in ("optuna", "spopt", "access") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"{missing[0]} is not installed; pip install -e '.[optimise]'")
+
+
+def _optimise(args: argparse.Namespace) -> int:
+    from sim.experiments.batch import open_executor
+    from sim.experiments.planning.optimise import run_optimise, summary_lines
+    from sim.experiments.planning.search import check_folder
+    from sim.experiments.planning.spec import load_spec
+
+    _planning_extra()
+    spec = load_spec(args.spec)
+    check_folder(spec, args.out)  # refuse a folder it cannot use before starting workers
+    t0 = time.perf_counter()
+    with open_executor(args.workers, args.dask) as workers:
+        outcome = run_optimise(spec, args.out, workers.executor, not args.quiet, workers.count)
+    if not args.quiet:
+        print("\n".join(summary_lines(outcome)))
+        print(f"wrote {args.out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from sim.experiments.planning.siting import run_site, site_settings
+
+    _planning_extra()
+    t0 = time.perf_counter()
+    lines = run_site(site_settings(args), args.out)
+    if not args.quiet:
+        print("\n".join(lines))
+        print(f"wrote {args.out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def _scenarios(args: argparse.Namespace) -> int:
     from sim.experiments.scenario import available, load_scenario
 
@@ -463,6 +504,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dask", type=_dask, help="'local' or tcp://HOST:PORT")
     common(p)
     p.set_defaults(func=_sensitivity)
+
+    p = sub.add_parser("optimise", help="least-cost mix of levers under uncertainty (Optuna)")
+    p.add_argument("spec", help="optimisation spec .toml (see scenarios/optimise/)")
+    p.add_argument("--out", required=True, help="folder; a killed search resumes from it")
+    p.add_argument("--workers", type=_workers, default=1, help="worker processes (default 1)")
+    p.add_argument("--dask", type=_dask, help="'local' (LocalCluster) or tcp://HOST:PORT")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_optimise)
+
+    p = sub.add_parser("site", help="where to put new community and day-care centres (spopt)")
+    add_site_arguments(p, _number)
+    p.add_argument("--out", required=True, help="output folder (new, or an earlier `site`)")
+    p.add_argument("--seed", type=_seed, default=None, help="seed (default: scenario's)")
+    p.add_argument("--scale", type=_scale, default=None, help="persons per row")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    p.set_defaults(func=_site)
 
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p.set_defaults(func=_scenarios)
