@@ -45,6 +45,8 @@ from sim.app.components import (
     warm_up,
 )
 from sim.app.i18n import DEFAULT_LANG, tr
+from sim.app.optimise_panel import OptimisePanel
+from sim.app.optimise_panel import t as panel_label
 
 DEFAULT_REPLICATIONS = int(os.environ.get("ELDERCARE_APP_REPLICATIONS", "3"))
 LANG_LABELS = {"zh": "中文", "en": "English"}
@@ -228,6 +230,8 @@ def Page():
                     solara.Info(tr("not_run", L))
                 else:
                     Results(res, L, series_kpi, map_kpi, map_month, scenario.value)
+                with solara.Details(panel_label("optimise", L)):
+                    OptimisePanel(L, float(scale.value), int(seed.value))
 
 
 @solara.component

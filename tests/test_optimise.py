@@ -426,3 +426,30 @@ def test_shipped_spec_loads() -> None:
     for path in sorted(Path("scenarios/optimise").glob("*.toml")):
         spec = load_spec(path)
         assert len(spec.decisions) >= 10 and spec.constraints
+
+
+def test_app_panel_searches_in_memory_and_shows_the_chosen_plan() -> None:
+    import ipyvuetify as v
+    import solara
+
+    from sim.app.optimise_panel import OptimisePanel, PanelRequest, PanelResultView, run_panel
+
+    req = PanelRequest(
+        target=0.2,
+        districts=("Xiaodian",),
+        unmet=0.6,
+        trials=4,
+        scale=1000.0,
+        levers=("services.teams_added", "services.medical_staff_share"),
+    )
+    ticks: list[float] = []
+    res = run_panel(req, ticks.append, lambda: False)
+    assert ticks and ticks[-1] == pytest.approx(1.0)
+    assert res is not None and res.outcome.chosen is not None and res.frame is not None
+    assert len(res.outcome.candidates) == 4 and res.png.startswith(b"\x89PNG")
+    _, rc = solara.render(PanelResultView(res, "en"), handle_error=False)
+    svg = rc.find(solara.widgets.HTML).widget.unsafe_innerHTML
+    assert svg.count('class="district"') == 10
+    _, rc = solara.render(OptimisePanel("zh"), handle_error=False)
+    assert rc.find(v.Btn, children=["开始优化"]).widgets
+    assert run_panel(req, ticks.append, lambda: True) is None  # cancelled

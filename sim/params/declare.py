@@ -74,6 +74,7 @@ class ParamInfo:
     source: str
     doc: str
     lever: Lever | None = None
+    any_length: bool = False  # a list of any length (e.g. sites), possibly empty
 
     @property
     def assumed(self) -> bool:
@@ -92,7 +93,7 @@ def describe(obj: Any, prefix: str = "") -> list[ParamInfo]:
             m = f.metadata
             out.append(
                 ParamInfo(path, value, m["lo"], m["hi"], m["unit"], m["source"], m["doc"],
-                          m["lever"])
+                          m["lever"], m["any_length"])
             )  # fmt: skip
     return out
 
