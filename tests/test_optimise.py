@@ -65,6 +65,7 @@ scenario = "plan_2016_2020"
 variants = ["demography_low"]
 seeds = [1, 2]
 validation_seeds = [7]
+recheck = { scale = 250, seeds = [8] }
 until = "2017-12"
 scale = 500
 trials = 12
@@ -155,6 +156,8 @@ def test_outputs_and_a_feasible_candidate_stays_feasible_on_new_seeds(tmp_path: 
     trials = pd.read_csv(out / "trials.csv")
     assert len(trials) == 12 + 1  # and the rule
     assert trials.loc[trials["chosen"], "confirmed"].item()
+    again = summary["recheck"]
+    assert again["scale"] == 250 and again["feasible"]  # a finer scale, a new seed
     # the exported scenario, re-run on seeds the search never saw, meets the constraints
     spec = load_spec(out.parent / "spec.toml")
     sc = load_scenario(out / "chosen.toml")

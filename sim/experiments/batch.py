@@ -56,9 +56,9 @@ from sim.experiments.results import (
     IdentityError,
     OutputError,
     RunIdentity,
-    check_writable,
     code_digest,
     code_version,
+    holds_output,
     interval_summary,
     missing_dirs,
     package_versions,
@@ -364,10 +364,7 @@ def check_folder(spec: BatchSpec, out: str | Path) -> bool:
     empty); OutputError (nothing changed) for a folder that holds anything else, or this batch
     made with other resolved parameters or another version of the code."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(out, "exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        check_writable(out)
+    if not holds_output(out):
         return False
     old = read_manifest(out)
     tail = "; choose another --out (nothing was changed)"

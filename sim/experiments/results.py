@@ -180,6 +180,19 @@ def check_writable(out: str | Path, kind: str | None = None) -> Path:
     return out
 
 
+def holds_output(out: str | Path) -> bool:
+    """Whether `out` is a folder with something in it (to check before resuming into it); False
+    for a missing or empty folder, which must then be writable (OutputError otherwise, also for
+    a file in its place)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(out, "exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        check_writable(out)
+        return False
+    return True
+
+
 def missing_dirs(path: Path) -> list[Path]:
     """`path` and its ancestors that do not exist yet, outermost first (what a mkdir creates)."""
     return [d for d in (path, *path.parents) if not d.exists()][::-1]

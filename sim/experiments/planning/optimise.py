@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sim.experiments.planning.output import Outcome, chart_png, render_page
 from sim.experiments.planning.search import (
+    RECHECK,
     RULE,
     RULE_TRIAL,
     SEARCH,
@@ -46,7 +47,8 @@ from sim.experiments.results import (
 
 def optimise(spec: OptimiseSpec, runner: Runner) -> Outcome:
     """Search, confirm the feasible Pareto candidates on the validation seeds (the chosen plan:
-    the cheapest confirmed one), and run the rule on the search's runs."""
+    the cheapest confirmed one), re-run the chosen plan at the recheck scale on new seeds, and
+    run the rule on the search's runs."""
     t0 = time.perf_counter()
     cands = search(spec, runner)
     front = pareto(spec, cands)
@@ -61,6 +63,11 @@ def optimise(spec: OptimiseSpec, runner: Runner) -> Outcome:
     chosen = next(
         (c for c in feasible if VALIDATE not in c.runs or c.feasible(spec, VALIDATE)), None
     )
+    if chosen is not None and spec.recheck_seeds:
+        runs = [(v, s) for v, _ in spec.variants for s in spec.recheck_seeds]
+        runner.planned(len(runs))
+        job = [(chosen.number, chosen.values, decision_overrides(spec, chosen.values))]
+        chosen.runs[RECHECK] = runner.run(RECHECK, job, runs, spec.recheck_scale)[chosen.number]
     rule = None
     if spec.rule_beds_per_1000:
         runner.planned(len(spec.evaluations))
@@ -117,6 +124,7 @@ def write_outputs(outcome: Outcome, out: Path, rule: dict | None) -> None:
         "any_feasible": outcome.any_feasible,
         "pareto": [c.number for c in outcome.front],
         "rule": outcome.rule_comparison(),
+        "recheck": outcome.recheck(),
         "seconds": outcome.seconds,
         "runs": len(outcome.spec.evaluations) * len(outcome.candidates),
     }
@@ -159,6 +167,13 @@ def summary_lines(outcome: Outcome) -> list[str]:
         cost = outcome.chosen.objectives(spec)[0]
         lines.append(f"chosen: trial {outcome.chosen.number}: {values}")
         lines.append(f"  {spec.objectives[0].label} = {cost:,.6g}")
+    again = outcome.recheck()
+    if again is not None:
+        lines.append(
+            f"  re-run at scale {again['scale']:g} on seeds {again['seeds']}: constraints held in "
+            + ", ".join(f"{v:.0%}" for v in again["held"].values())
+            + f" of the runs: {'meets' if again['feasible'] else 'does not meet'} them"
+        )
     cmp = outcome.rule_comparison()
     if cmp is not None:
         lines.append(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sim.experiments.planning.search import VALIDATE, Candidate
+from sim.experiments.planning.search import RECHECK, VALIDATE, Candidate
 from sim.experiments.planning.spec import OptimiseSpec, decision_overrides
 from sim.experiments.scenario import deep_merge, dumps_scenario
 from sim.kpis.registry import BY_NAME
@@ -63,6 +63,21 @@ class Outcome:
         row["confirmed"] = self.confirmed(c)
         row["chosen"] = c is self.chosen
         return row
+
+    def recheck(self) -> dict[str, Any] | None:
+        """The chosen plan re-run at the recheck scale on new seeds (None: not run)."""
+        c, spec = self.chosen, self.spec
+        if c is None or RECHECK not in c.runs:
+            return None
+        labels = [m.label for m in spec.objectives]
+        return {
+            "scale": spec.recheck_scale,
+            "seeds": list(spec.recheck_seeds),
+            "objectives": dict(zip(labels, c.objectives(spec, RECHECK), strict=True)),
+            "held": {m.label: h for m, h in zip(spec.constraints, c.held(spec, RECHECK),
+                                                strict=True)},
+            "feasible": c.feasible(spec, RECHECK),
+        }  # fmt: skip
 
     def rule_comparison(self) -> dict[str, Any] | None:
         """The rule against the cheapest Pareto candidate at least as good on every service
@@ -254,6 +269,12 @@ def report_section(outcome: Outcome, png: bytes) -> str:
                 f" On the validation seeds {list(spec.validation_seeds)} it "
                 f"{'meets' if confirmed else 'does not meet'} the constraints ({shares})."
             )
+        again = outcome.recheck()
+        if again is not None:
+            shares = ", ".join(f"{html.escape(k)}: {v:.0%}" for k, v in again["held"].items())
+            held += (f" Re-run at scale {again['scale']:g} on seeds {again['seeds']} (every "
+                     f"variant) it {'meets' if again['feasible'] else 'does not meet'} them "
+                     f"({shares}).")  # fmt: skip
         parts.append(
             f"<h3>Chosen plan</h3><p>Trial {c.number}: the least {spec.objectives[0].label} "
             f"among the Pareto set{' confirmed on new seeds' if confirmed else ''}.{held} "

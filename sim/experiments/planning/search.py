@@ -41,9 +41,9 @@ from sim.experiments.planning.spec import (
 from sim.experiments.results import (
     OutputError,
     RunIdentity,
-    check_writable,
     code_digest,
     code_version,
+    holds_output,
     missing_dirs,
     package_versions,
     params_hash,
@@ -60,7 +60,7 @@ from sim.population.geography import allocate_largest_remainder
 
 JOURNAL = "evaluations.jsonl"
 KIND = "optimise"
-SEARCH, VALIDATE, RULE = "search", "validate", "rule"
+SEARCH, VALIDATE, RULE, RECHECK = "search", "validate", "rule", "recheck"
 RULE_TRIAL = -1  # the journal's trial number of the rule's runs
 Key = tuple[str, int, str, int]  # phase, trial, variant, seed
 
@@ -220,8 +220,10 @@ class Runner:
         phase: str,
         jobs: list[tuple[int, dict[str, float], dict[str, Any]]],
         runs: Iterable[tuple[str, int]],
+        scale: float | None = None,
     ) -> dict[int, dict[tuple[str, int], list]]:
-        """Results by trial and (variant, seed) of jobs (trial, values, decision overrides)."""
+        """Results by trial and (variant, seed) of jobs (trial, values, decision overrides), at
+        `scale` (default: the spec's)."""
         spec = self.spec
         measures = (*spec.objectives, *spec.constraints)
         out: dict[int, dict[tuple[str, int], list]] = {t: {} for t, _, _ in jobs}
@@ -230,7 +232,7 @@ class Runner:
             for variant, seed in runs:
                 overrides = deep_merge(spec.variant_overrides(variant), over)
                 params = Params().with_overrides(overrides)
-                identity = RunIdentity.of(params, seed, spec.scale, spec.until)
+                identity = RunIdentity.of(params, seed, scale or spec.scale, spec.until)
                 key = (phase, trial, variant, seed)
                 found = self.journal.get(key, values, identity)
                 if found is None:
@@ -388,6 +390,7 @@ def spec_manifest(spec: OptimiseSpec) -> dict[str, Any]:
         "objectives": [asdict(m) for m in spec.objectives],
         "constraints": [asdict(m) for m in spec.constraints],
         "rule_beds_per_1000": spec.rule_beds_per_1000,
+        "recheck": {"scale": spec.recheck_scale, "seeds": list(spec.recheck_seeds)},
         "fingerprint": spec.fingerprint(),
         "params_hash": params_hash(base),
         "versions": package_versions(),
@@ -401,10 +404,7 @@ def check_folder(spec: OptimiseSpec, out: str | Path) -> bool:
     empty); OutputError, nothing changed, for a folder holding anything else, another search, or
     this one made by other code or with other resolved parameters."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(out, "exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        check_writable(out)
+    if not holds_output(out):
         return False
     tail = "; choose another --out (nothing was changed)"
     old = read_manifest(out)

@@ -437,24 +437,12 @@ def site_chart(geo, demand: Demand, sites: dict[str, list[int]], table, last: in
         plan = table.neigh[
             (table.kind == code) & (table.open_month >= 0) & (table.open_month <= last)
         ]
-        ax.scatter(
-            nb.loc[plan, "x_km"],
-            nb.loc[plan, "y_km"],
-            marker="x",
-            s=14,
-            color="C1",
-            label="plan's allocation",
-        )
-        found = sites[path]
-        ax.scatter(
-            nb.loc[found, "x_km"],
-            nb.loc[found, "y_km"],
-            marker="o",
-            s=14,
-            facecolors="none",
-            edgecolors="C0",
-            label="optimised",
-        )
+        for where, style in (
+            (plan, {"marker": "x", "color": "C1", "label": "plan's allocation"}),
+            (sites[path], {"marker": "o", "facecolors": "none", "edgecolors": "C0",
+                           "label": "optimised"}),
+        ):  # fmt: skip
+            ax.scatter(nb.loc[where, "x_km"], nb.loc[where, "y_km"], s=14, **style)
         ax.set_title(f"new {title}", fontsize=10)
         ax.set_xlabel("km east")
         ax.set_ylabel("km north")

@@ -7,6 +7,7 @@ constraints, and the uncertainty every candidate is evaluated under.
     seeds = [1, 2]                       # or replications = 2, seed = 1; the same for every
                                          # candidate (common random numbers)
     validation_seeds = [101, 102]        # fresh seeds that confirm the feasible candidates
+    recheck = { scale = 1, seeds = [201, 202] }   # the chosen plan re-run (e.g. full city)
     until = "2025-12"
     scale = 10
     trials = 120                         # candidates in all
@@ -70,26 +71,9 @@ from sim.kpis.registry import BY_NAME, KPI
 from sim.params.sections import Params
 from sim.population.geography import DISTRICT_CODES, allocate_largest_remainder
 
-SPEC_KEYS = (
-    "name",
-    "description",
-    "scenario",
-    "variants",
-    "seeds",
-    "replications",
-    "seed",
-    "validation_seeds",
-    "until",
-    "scale",
-    "trials",
-    "batch",
-    "sampler",
-    "sampler_seed",
-    "rule",
-    "levers",
-    "objectives",
-    "constraints",
-)
+SPEC_KEYS = ("name", "description", "scenario", "variants", "seeds", "replications", "seed",
+             "validation_seeds", "recheck", "until", "scale", "trials", "batch", "sampler",
+             "sampler_seed", "rule", "levers", "objectives", "constraints")  # fmt: skip
 MEASURE_KEYS = ("kpi", "district", "period", "month", "stat", "direction")
 CONSTRAINT_KEYS = (*MEASURE_KEYS[:-1], "target", "comparison", "probability")
 SAMPLERS = ("tpe", "nsga2")
@@ -181,6 +165,8 @@ class OptimiseSpec:
     objectives: tuple[Measure, ...]
     constraints: tuple[Measure, ...]
     rule_beds_per_1000: float | None
+    recheck_scale: float | None = None  # the chosen plan re-run at this scale on recheck_seeds
+    recheck_seeds: tuple[int, ...] = ()
 
     @property
     def evaluations(self) -> tuple[tuple[str, int], ...]:
@@ -295,6 +281,7 @@ def spec_from_dict(data: dict[str, Any], src: str, here: Path | None = None) -> 
         objectives=objectives,
         constraints=constraints,
         rule_beds_per_1000=_rule(src, data.get("rule", {})),
+        **_recheck(src, data.get("recheck"), seeds),
     )
     middle = {d.name: d.cast((d.lo + d.hi) / 2) for d in decisions}
     apply_params(src, spec.overrides(middle, CENTRAL), "levers")
@@ -360,6 +347,20 @@ def _rule(src: str, value: Any) -> float | None:
             src, "rule.beds_per_1000", f"expected a number in (0, 200], got {ratio!r}"
         )
     return float(ratio)
+
+
+def _recheck(src: str, value: Any, seeds: tuple[int, ...]) -> dict[str, Any]:
+    """{ scale = S, seeds = [...] }: re-run the chosen plan (none if not given)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or set(value) != {"scale", "seeds"}:
+        raise ScenarioError(src, "recheck", "expected { scale = S, seeds = [s1, s2] }")
+    scale = check_scale(src, value["scale"], "recheck.scale")
+    listed = value["seeds"] if isinstance(value["seeds"], list) else []
+    again = tuple(check_seed(src, s, "recheck.seeds") for s in listed)
+    if not again or len(set(again)) != len(again) or set(again) & set(seeds):
+        raise ScenarioError(src, "recheck.seeds", "expected distinct seeds the search does not use")
+    return {"recheck_scale": scale, "recheck_seeds": again}
 
 
 def _bounds(src: str, field: str, value: Any) -> tuple[float, float, dict[str, Any]]:
