@@ -229,9 +229,12 @@ class Runner:
         out: dict[int, dict[tuple[str, int], list]] = {t: {} for t, _, _ in jobs}
         todo = []
         for trial, values, over in jobs:
+            resolved: dict[str, tuple[dict[str, Any], Params]] = {}
             for variant, seed in runs:
-                overrides = deep_merge(spec.variant_overrides(variant), over)
-                params = Params().with_overrides(overrides)
+                if variant not in resolved:
+                    overrides = deep_merge(spec.variant_overrides(variant), over)
+                    resolved[variant] = overrides, Params().with_overrides(overrides)
+                overrides, params = resolved[variant]
                 identity = RunIdentity.of(params, seed, scale or spec.scale, spec.until)
                 key = (phase, trial, variant, seed)
                 found = self.journal.get(key, values, identity)

@@ -302,16 +302,7 @@ def run_site(settings: SiteSettings, out: str | Path) -> list[str]:
                 radius,
             )
             rows.extend(_district_rows(kind, label, demand, cov, access, new.size))
-        share = {
-            r["allocation"]: r["coverage"]
-            for r in rows
-            if r["kind"] == kind and r["district"] == "Taiyuan"
-        }
-        lines.append(
-            f"{kind}: {n_new} new (+{old.size} existing) within {radius:g} km cover "
-            f"{share['optimised']:.1%} of the need-weighted urban demand (the plan's allocation: "
-            f"{share['plan']:.1%}); covering all of it needs {full - fixed.size} new sites"
-        )
+        lines.append(_summary(kind, rows, n_new, old.size, radius, full - fixed.size))
     coverage = pd.DataFrame(rows)
     sites = _sites_frame(model.places.geo, sites_found)
     overrides = _with_sites(sc.overrides, sites_found)
@@ -337,6 +328,25 @@ def run_site(settings: SiteSettings, out: str | Path) -> list[str]:
         write_text_atomic(tmp / "site.html", site_html(coverage, lines, png, settings))
         write_json_atomic(tmp / "manifest.json", manifest)
     return lines
+
+
+def _summary(kind: str, rows: list[dict[str, Any]], n_new: int, n_old: int, radius: float,
+             needed: int) -> str:  # fmt: skip
+    """Coverage of the city and the spread of E2SFCA across the districts, both allocations."""
+    from sim.kpis.frame import CITY
+
+    mine = pd.DataFrame([r for r in rows if r["kind"] == kind])
+    city = mine[mine["district"] == CITY].set_index("allocation")["coverage"]
+    spread = {}
+    for label, d in mine[mine["district"] != CITY].groupby("allocation"):
+        e = d["e2sfca_per_1000"]
+        spread[label] = f"{e.min():.0f}-{e.max():.0f} (CV {e.std() / e.mean():.2f})"
+    return (
+        f"{kind}: {n_new} new (+{n_old} existing) within {radius:g} km cover "
+        f"{city['optimised']:.1%} of the need-weighted urban demand (the plan's allocation: "
+        f"{city['plan']:.1%}); covering all of it needs {needed} new sites; E2SFCA places per "
+        f"1,000 in need across districts {spread['optimised']} (plan's: {spread['plan']})"
+    )
 
 
 def _district_rows(
