@@ -7,7 +7,7 @@ import pytest
 
 from sim import CareModel
 from sim.core.agents import Family, Resident
-from sim.population.kernel import EVENT_NEED, EVENT_REVIEW, EVENT_WIDOWED
+from sim.population.kernel import EVENT_ARRIVED, EVENT_NEED, EVENT_WIDOWED
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,11 @@ def test_deciders_are_the_residents_who_decided_this_month(model: CareModel) -> 
     assert all(isinstance(agent, Resident) for agent in model.deciders)
     assert np.array_equal(rows, np.unique(rows)), "each decider once, in key order"
     assert pop.alive[rows].all()
-    # every living resident with a need change, a lost carer or a review is among them; the
-    # others waited too long for a bed
+    # every living resident with a need change, a lost carer or an arrival in need is among
+    # them; the others waited too long for a bed, reached the voucher age or saw a bed open
+    # nearby
     events = model.event_rows[pop.alive[model.event_rows]]
-    deciding = events[(pop.event[events] & (EVENT_NEED | EVENT_WIDOWED | EVENT_REVIEW)) != 0]
+    deciding = events[(pop.event[events] & (EVENT_NEED | EVENT_WIDOWED | EVENT_ARRIVED)) != 0]
     assert np.isin(deciding, rows).all()
     assert deciding.size <= rows.size <= deciding.size + model.needy_rows.size
 

@@ -11,7 +11,6 @@ from sim.care.kinds import (
     CENTRE,
     DAY_URBAN,
     N_OPTIONS,
-    OPTION_KEYS,
     OPTION_KIND,
     PUBLIC,
     RESIDENTIAL_OPTIONS,
@@ -52,15 +51,15 @@ def test_choice_frequencies_match_logit(model: CareModel) -> None:
 
 def test_choose_is_gumbel_max_of_utilities(model: CareModel) -> None:
     """For 20 draw seeds, the choice is exactly the argmax of utility plus -log(-log(u)) with u
-    keyed by (seed, CHOICE, person, month * OPTION_KEYS + option) over all options (choose
-    draws lazily), and the facilities of the options are option_features'."""
+    keyed by (seed, CHOICE, person, option), the person's lasting taste, over all options
+    (choose draws lazily), and the facilities of the options are option_features'."""
     rows, choosing = model.needy_rows, model.choice
     f = choosing.option_features(rows)
     util = choosing.utilities(f)
     with pytest.MonkeyPatch.context() as mp:
         for seed in range(N_SEEDS):
             mp.setattr(choosing, "seed", 2000 + seed)
-            keys = choosing.month * OPTION_KEYS + np.arange(N_OPTIONS)
+            keys = np.arange(N_OPTIONS)
             u = np.column_stack([uniforms(choosing.seed, Stream.CHOICE, rows, k) for k in keys])
             choice, facility = choosing.choose(rows)
             expected = np.argmax(util - np.log(-np.log(u + 1e-300)), axis=1)

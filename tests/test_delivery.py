@@ -18,7 +18,13 @@ from sim.care.kinds import (
     PUBLIC,
 )
 from sim.care.month import CareMonth
-from sim.population.families import CHILD_CORESIDENT, NO_SPOUSE, family_care_capacity
+from sim.population.families import (
+    CHILD_CORESIDENT,
+    CHILD_IN_CITY,
+    NO_SPOUSE,
+    family_care_capacity,
+)
+from sim.population.kernel import NEED_LEVEL
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +46,11 @@ def test_gather_copies_the_columns_and_family_capacity(model: CareModel, which: 
     pop, p = model.pop, model.params
     rows = _row_sets(model)[which]
     people = gather(pop, p, model.places.residential, rows)
-    for name in Residents._fields[:-2]:
+    for name in Residents._fields[:-3]:
         column = getattr(pop, name)
         np.testing.assert_array_equal(getattr(people, name), column[rows], err_msg=name)
         assert getattr(people, name).dtype == column.dtype, name
+    np.testing.assert_array_equal(people.child_in_city, pop.child_place[rows] == CHILD_IN_CITY)
     alone = (pop.spouse[rows] == NO_SPOUSE) & (pop.child_place[rows] != CHILD_CORESIDENT)
     np.testing.assert_array_equal(people.alone, alone)
     capacity = family_care_capacity(pop, rows, p.family, p.policy, model.places.residential)
@@ -51,8 +58,10 @@ def test_gather_copies_the_columns_and_family_capacity(model: CareModel, which: 
 
 
 def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> None:
-    """`_receive` lists each resident on home services as a request of their unmet hours, and
-    those of them with a medical need again as a medical request, against a numpy reference."""
+    """`_receive` lists each resident on home services as a request of their package's hours
+    (as far as the family leaves a gap), and as a medical request each resident with a medical
+    need not in a bed who is on home services or has no care need (the family doctor's visits),
+    against a numpy reference."""
     p, needy, residential = model.params, model.needy_rows, model.places.residential
     people = gather(model.pop, p, residential, needy)
     facility, arrangement = people.facility.astype(np.int64), people.arrangement
@@ -63,12 +72,16 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
     need = np.asarray(p.need.care_hours_by_state)[people.health]
     family = np.where(bed, 0.0, np.minimum(need, people.family))
     home = np.flatnonzero(in_use == HOME)
-    medical = home[people.medical[home]]
-    assert home.size > 0 and 0 < medical.size < home.size
+    no_care_need = NEED_LEVEL[people.health] == 0
+    medical = np.flatnonzero(people.medical & ~bed & ((in_use == HOME) | no_care_need))
+    assert home.size > 0 and 0 < np.intersect1d(medical, home).size < home.size
+    assert (no_care_need[medical]).any()
+    package = np.asarray(p.services.package_hours_by_state)[people.health]
 
     places = _Places(model.places.table.kind, residential, np.zeros(1, dtype=bool))
     rates = _Rates(
         need_by_state=np.asarray(p.need.care_hours_by_state, dtype=float),
+        package_by_state=np.asarray(p.services.package_hours_by_state, dtype=float),
         day_care_hours=40.0,
         medical_hours=7.0,
         overload_hours=0.0,
@@ -86,7 +99,7 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
     np.testing.assert_array_equal(care.in_use, in_use)
     for entries, hours, r, n in zip(
         (home, medical),
-        (np.maximum(need - family, 0.0), np.full(needy.size, 7.0)),
+        (np.minimum(package, np.maximum(need - family, 0.0)), np.full(needy.size, 7.0)),
         requests,
         counts,
         strict=True,
@@ -123,7 +136,7 @@ def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
     health, income = pop.health[needy], pop.income[needy]
     dependent = health >= 3
     expected = {
-        "in_need": by_district(np.ones(needy.size)),
+        "in_need": by_district(NEED_LEVEL[health] > 0),
         "dependents": by_district(dependent),
         "med_need": by_district(pop.medical[needy]),
         "med_met_beds": by_district(pop.medical[needy] & capable_bed),

@@ -31,10 +31,10 @@ from sim.population.kernel import (
     C_NEED_CHANGED,
     C_STATE0,
     C_WIDOWED,
+    EVENT_ARRIVED,
     EVENT_DIED,
     EVENT_LEFT,
     EVENT_NEED,
-    EVENT_REVIEW,
     EVENT_SPOUSE_LEFT,
     EVENT_WIDOWED,
     N_CHUNKS,
@@ -177,8 +177,8 @@ def _serial_reference(inputs: dict) -> dict:
                 flows[d, C_NEED_CHANGED] += 1
         if NEED_LEVEL[health[i]] > 0 or medical[i]:
             needy.append(i)
-            if new or i % 12 == month % 12:
-                mark(i, EVENT_REVIEW)
+            if new:
+                mark(i, EVENT_ARRIVED)
         if not new:
             age_m[i] += 1
             aged[d, 0] += age_m[i] == 65 * 12

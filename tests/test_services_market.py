@@ -163,22 +163,19 @@ def _all_pairs_km(model: CareModel, facilities: np.ndarray) -> np.ndarray:
 
 
 def _fresh_pick(model: CareModel, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best facility of `kind` per neighbourhood from the full distance matrix of `month`."""
+    """Best facility of `kind` in the whole city per place entry (each neighbourhood, then each
+    again with distance weighted for a child elsewhere in the city) from the full distance
+    matrix of `month`."""
     t, market, choice = model.places.table, model.places.market, model.params.choice
-    nb_district = model.geo.neighbourhoods["district"].to_numpy()
     city = np.flatnonzero(t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0))
     km = _all_pairs_km(model, city)
-    best = np.full(nb_district.size, -1)
-    dist = np.zeros(nb_district.size)
-    for i, d in enumerate(nb_district):
-        cols = np.flatnonzero(t.district[city] == d)
-        cols = cols if cols.size else np.arange(city.size)
-        score = (
-            choice.distance_per_km * km[i, cols] + choice.wait_per_month * market.wait[city[cols]]
-        )
-        j = cols[np.argmax(score)]
-        best[i], dist[i] = city[j], km[i, j]
-    return best, dist
+    best, dist = [], []
+    for weight in (1.0, choice.child_in_city_distance):
+        score = choice.distance_per_km * weight * km + choice.wait_per_month * market.wait[city]
+        j = np.argmax(score, axis=1)
+        best.append(city[j])
+        dist.append(km[np.arange(j.size), j])
+    return np.concatenate(best), np.concatenate(dist)
 
 
 def _fresh_coverage(model: CareModel, month: int) -> tuple[dict[int, np.ndarray], np.ndarray]:
@@ -203,11 +200,11 @@ def _fresh_coverage(model: CareModel, month: int) -> tuple[dict[int, np.ndarray]
 def market_run() -> list[dict]:
     """A scale-50 run through two rounds of openings (each January), checked every month."""
     model = CareModel(seed=3, scale=SCALE)
-    neigh = np.arange(len(model.geo.neighbourhoods))
+    entries = np.arange(2 * len(model.geo.neighbourhoods))
     months = []
     for month in range(26):
         model.step()
-        picks = {kind: model.places.market.pick(kind, neigh) for kind in RESIDENTIAL}
+        picks = {kind: model.places.market.pick(kind, entries) for kind in RESIDENTIAL}
         fresh = {kind: _fresh_pick(model, kind, month) for kind in RESIDENTIAL}
         coverage = None
         if month % 12 == 0:

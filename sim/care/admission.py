@@ -12,22 +12,28 @@ from sim.care.kinds import OPTION_OF_KIND, PUBLIC
 from sim.care.month import CareMonth
 from sim.care.places import Places
 from sim.care.queues import still_waiting
+from sim.engine.districts import DISTRICT_KEYS
 from sim.engine.rng import Stream, stable_order, uniforms
 from sim.engine.subsystem import Subsystem
 from sim.kpis.registry import CARE_SUM_NAMES
-from sim.population.columns import Population
+from sim.population.columns import NO_MONTH, Population
 
 _QUEUE, _WAIT_SUM = CARE_SUM_NAMES.index("queue"), CARE_SUM_NAMES.index("wait_sum")
+_EMPTY_BESIDE = CARE_SUM_NAMES.index("empty_beside_queues")
+_ADMISSIONS, _ADMISSIONS_65 = (CARE_SUM_NAMES.index(n) for n in ("admissions", "admissions_65plus"))
+_FROM = [CARE_SUM_NAMES.index(f"admitted_from_{key}") for key in DISTRICT_KEYS]
+_M65 = 65 * 12
 _PRIORITY_CLASSES = 3  # income classes 0..2 ranked at public homes; the rest share the last
 
 
 class Admission(Subsystem):
     """Admits the applicants the facilities have room for (`CareMonth.waiting`: those left)."""
 
-    writes = frozenset(("facility", "arrangement", "queue_facility", "queue_since"))
+    writes = frozenset(("facility", "arrangement", "queue_facility", "queue_since", "bed_since"))
 
     def __init__(self, pop: Population, places: Places, seed: int):
         self.pop, self.places, self.seed = pop, places, seed
+        self._admitted = np.zeros(0, dtype=np.int64)  # this month's admissions to a bed
 
     def step(self, month: CareMonth) -> None:
         pop, fac = self.pop, self.places.table
@@ -43,7 +49,10 @@ class Admission(Subsystem):
         pop.facility[rows_in] = target[admitted]
         pop.arrangement[rows_in] = OPTION_OF_KIND[fac.kind[target[admitted]]]
         pop.queue_facility[rows_in] = -1
-        pop.queue_since[rows_in] = -1
+        pop.queue_since[rows_in] = NO_MONTH
+        bed = self.places.residential[target[admitted]]
+        pop.bed_since[rows_in[bed]] = month.month
+        self._admitted = rows_in[bed]
         month.waiting = applicants[~admitted]
 
     def results(self, month: CareMonth) -> None:
@@ -53,8 +62,20 @@ class Admission(Subsystem):
         pop, out, waiting = self.pop, month.sums, month.waiting
         district = pop.district[waiting].astype(np.int64)
         waited = month.month - pop.queue_since[waiting].astype(np.int64)
-        out[:, _QUEUE] = np.bincount(district, minlength=out.shape[0])
-        out[:, _WAIT_SUM] = np.bincount(district, weights=waited, minlength=out.shape[0])
+        n_d = out.shape[0]
+        out[:, _QUEUE] = np.bincount(district, minlength=n_d)
+        out[:, _WAIT_SUM] = np.bincount(district, weights=waited, minlength=n_d)
+        empty = self.places.empty_beds(month.month, n_d).sum(axis=0)
+        queue = out[:, _QUEUE]
+        out[:, _EMPTY_BESIDE] = np.where((queue == 0) & (queue.sum() > 0), empty, 0.0)
+        rows = self._admitted
+        home = pop.district[rows].astype(np.int64)
+        bed_district = self.places.table.district[pop.facility[rows]].astype(np.int64)
+        out[:, _ADMISSIONS] = np.bincount(bed_district, minlength=n_d)
+        out[:, _ADMISSIONS_65] = np.bincount(home[pop.age_m[rows] >= _M65], minlength=n_d)
+        out[:, _FROM] = np.bincount(bed_district * n_d + home, minlength=n_d * n_d).reshape(
+            n_d, n_d
+        )
 
 
 def admit(

@@ -25,14 +25,15 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from sim.care.benefits import allowance_due, nursing_subsidy_due
 from sim.care.gather import Residents, gather, prefetch_resident
 from sim.care.kinds import (
     COMMUNITY,
     FAMILY,
     HOME,
     N_OPTIONS,
-    OPTION_KEYS,
     OPTION_KIND,
+    OPTION_OF_KIND,
     OPTION_RESIDENTIAL,
     PUBLIC_HOME,
     RESIDENTIAL_OPTIONS,
@@ -46,7 +47,7 @@ from sim.engine.rng import Stream, keyed_uniform
 from sim.engine.subsystem import Subsystem
 from sim.kpis.registry import REASON_NAMES
 from sim.params.sections import Params
-from sim.population.columns import Population
+from sim.population.columns import NO_MONTH, Population
 from sim.population.kernel import NEED_LEVEL
 
 REASONS = REASON_NAMES
@@ -98,7 +99,9 @@ class _Options(NamedTuple):
 
 
 class _Places(NamedTuple):
-    """Options by neighbourhood [n_neighbourhoods, 6]: what does not depend on the person.
+    """Options by place entry [2 x n_neighbourhoods, options]: what does not depend on the
+    person. Entry nb is a neighbourhood; entry n_neighbourhoods + nb the same for a resident
+    whose nearest child lives elsewhere in the city (`FacilityMarket.pick`).
 
     Home services' availability is per person (set by `_features_row`); their medical capability
     is the same everywhere.
@@ -124,7 +127,9 @@ class _Logit(NamedTuple):
     price_per_1000: float
     unaffordable: float
     distance_per_km: float
+    child_in_city_distance: float
     wait_per_month: float
+    switching_cost: float
     day_care_hours: float
 
 
@@ -133,11 +138,15 @@ class _Scene(NamedTuple):
 
     places: _Places
     logit: _Logit
+    held_option: np.ndarray  # by facility: the option a place there is (a bed's, or community)
     need_by_state: np.ndarray  # care hours per month by health state
+    package_by_state: np.ndarray  # hours of the home-care package by (assessed) health state
     urban_income: np.ndarray  # by income class
     rural_income: np.ndarray
     support_share: float
     voucher_amount: float
+    nursing_subsidy: float
+    old_age_allowance: float
     home_open: np.ndarray  # by district: service teams exist
     home_hour_price: float
     day_care_price: float
@@ -149,14 +158,20 @@ class _Person(NamedTuple):
     """The utility terms of one resident that do not depend on the option."""
 
     gap_share: float  # share of the need the family cannot cover
-    day_cover: float  # share of the need day care covers
+    day_cover: float  # share of that gap a day place covers
+    home_cover: float  # share of that gap the home-care package covers
     residential: float  # extra pull of residential options
     medical: bool  # medical need
-    closed: bool  # no care or medical need: only family care
+    closed: bool  # no care need: only family care (a medical need alone gets medical visits)
+    held: int  # the option of the bed or day place in use (-1 none): leaving it costs
+    distance_weight: float  # of a facility's distance (less with a child elsewhere in the city)
 
 
-def _scene(params: Params, places: _Places, home_open: np.ndarray) -> _Scene:
-    """A month's scene: `places` by neighbourhood, `home_open` by district (teams exist)."""
+def _scene(
+    params: Params, places: _Places, held_option: np.ndarray, home_open: np.ndarray
+) -> _Scene:
+    """A month's scene: `places` by neighbourhood, `held_option` by facility, `home_open` by
+    district (teams exist)."""
     m, c = params.money, params.choice
     logit = _Logit(
         constants=np.asarray(c.constants, dtype=np.float64),
@@ -167,17 +182,23 @@ def _scene(params: Params, places: _Places, home_open: np.ndarray) -> _Scene:
         price_per_1000=float(c.price_per_1000),
         unaffordable=float(c.unaffordable),
         distance_per_km=float(c.distance_per_km),
+        child_in_city_distance=float(c.child_in_city_distance),
         wait_per_month=float(c.wait_per_month),
+        switching_cost=float(c.switching_cost),
         day_care_hours=float(params.services.day_care_hours),
     )
     return _Scene(
         places=places,
         logit=logit,
+        held_option=held_option,
         need_by_state=np.asarray(params.need.care_hours_by_state, dtype=np.float64),
+        package_by_state=np.asarray(params.services.package_hours_by_state, dtype=np.float64),
         urban_income=np.asarray(m.urban_income, dtype=np.float64),
         rural_income=np.asarray(m.rural_income, dtype=np.float64),
         support_share=float(m.family_support_share),
         voucher_amount=float(params.policy.voucher_amount),
+        nursing_subsidy=float(params.policy.nursing_subsidy),
+        old_age_allowance=float(params.policy.old_age_allowance),
         home_open=home_open,
         home_hour_price=float(m.price_home_care_hour),
         day_care_price=float(m.price_day_care),
@@ -188,9 +209,11 @@ def _scene(params: Params, places: _Places, home_open: np.ndarray) -> _Scene:
 
 def _places(params: Params, places: Places) -> _Places:
     """The community centre covering each neighbourhood and the facility of each residential kind
-    its residents would apply to (market.pick), with their free places, waits and capability."""
+    its residents would apply to (market.pick), with their free places, waits and capability, by
+    place entry (`_Places`)."""
     fac, market = places.table, places.market
-    n = market.covering.size
+    entries = np.arange(2 * market.covering.size)
+    n = entries.size
     medical_now = market.medical_now
     facility = np.full((n, N_OPTIONS), -1, dtype=np.int64)
     vacancy = np.ones((n, N_OPTIONS), dtype=bool)
@@ -199,14 +222,14 @@ def _places(params: Params, places: Places) -> _Places:
     capable = np.zeros((n, N_OPTIONS), dtype=bool)
     price = np.zeros(N_OPTIONS)
 
-    centre = market.covering
+    centre = np.tile(market.covering, 2)
     facility[:, COMMUNITY] = centre
     free_places = fac.capacity_rows - fac.occupancy
     vacancy[:, COMMUNITY] = (centre >= 0) & (free_places[np.maximum(centre, 0)] > 0)
     capable[:, HOME] = params.services.medical_staff_share > 0
     prices = kind_prices(params.money)
     for option, kind in OPTION_KIND.items():
-        f, distance = market.pick(kind, np.arange(n))
+        f, distance = market.pick(kind, entries)
         ok = f >= 0
         fi = np.maximum(f, 0)
         facility[:, option] = f
@@ -221,6 +244,12 @@ def _places(params: Params, places: Places) -> _Places:
         available=available, vacancy=vacancy, km=km, wait=wait, capable=capable,
         facility=facility, price=price,
     )  # fmt: skip
+
+
+@row_function
+def _entry(pl: _Places, r: Residents, k: int) -> np.uintp:
+    """Resident k's place entry (`_Places`)."""
+    return np.uintp(r.neigh[k]) + np.uintp(pl.available.shape[0] // 2) * r.child_in_city[k]
 
 
 def _new_options(n: int) -> _Options:
@@ -258,7 +287,7 @@ def _options(f: OptionFeatures) -> _Options:
 def _features_row(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> None:
     """Fill entry `ko` of the option arrays for resident `k`."""
     pl = s.places
-    nb = np.uintp(r.neigh[k])
+    nb = _entry(pl, r, k)
     for j in range(N_OPTIONS):
         o.available[ko, j] = pl.available[nb, j]
         o.vacancy[ko, j] = pl.vacancy[nb, j]
@@ -271,17 +300,22 @@ def _features_row(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> None
     voucher = s.voucher_amount if r.voucher[k] else 0.0
     o.need[ko], o.family[ko], o.budget[ko] = need, family, _budget(s, r, k)
     o.available[ko, HOME] = r.urban[k] and s.home_open[np.uintp(r.district[k])]
-    o.net[ko, HOME] = max(max(need - family, 0.0) * s.home_hour_price - voucher, 0.0)
+    package = s.package_by_state[np.uintp(r.health[k])]
+    o.net[ko, HOME] = max(package * s.home_hour_price - voucher, 0.0)
     o.net[ko, COMMUNITY] = max(s.day_care_price - voucher, 0.0)
     o.net[ko, PUBLIC_HOME] = _residential_price(s, r, k, PUBLIC_HOME)
 
 
 @row_function
 def _budget(s: _Scene, r: Residents, k: int) -> float:
-    """What resident k can pay a month: income with family support, at least the floor."""
+    """What resident k can pay a month: income with family support and the cash benefits they
+    receive (`benefits`), at least the floor."""
     income_class = np.uintp(r.income[k])
     income = s.urban_income[income_class] if r.urban[k] else s.rural_income[income_class]
-    return max(income * (1 + s.support_share * min(r.n_children[k], 2)), s.budget_floor)
+    income *= 1 + s.support_share * min(r.n_children[k], 2)
+    income += s.nursing_subsidy * nursing_subsidy_due(r.health[k], r.income[k])
+    income += s.old_age_allowance * allowance_due(r.age_m[k], r.income[k])
+    return max(income, s.budget_floor)
 
 
 @row_function
@@ -294,12 +328,16 @@ def _residential_price(s: _Scene, r: Residents, k: int, option: int) -> float:
 def _person(s: _Scene, r: Residents, k: int, o: _Options, ko: int) -> _Person:
     """Option-independent utility terms of resident `k` (options in entry `ko`)."""
     c, level, need = s.logit, NEED_LEVEL[r.health[k]], o.need[ko]
-    gap_share = max(need - o.family[ko], 0.0) / max(need, 1e-9) if need > 0 else 0.0
-    day_cover = min(1.0, c.day_care_hours / max(need, 1.0))
+    gap = max(need - o.family[ko], 0.0)
+    gap_share = gap / need if need > 0 else 0.0
+    day_cover = min(1.0, c.day_care_hours / gap) if gap > 0 else 0.0
+    home_cover = min(1.0, s.package_by_state[np.uintp(r.health[k])] / gap) if gap > 0 else 0.0
     alone = c.living_alone_institution * r.alone[k]
     residential = c.dependency_institution * max(level - 1, 0) + alone
-    medical = r.medical[k]
-    return _Person(gap_share, day_cover, residential, medical, level == 0 and not medical)
+    medical, f = r.medical[k], r.facility[k]
+    held = s.held_option[np.uintp(f)] if f >= 0 else -1
+    weight = c.child_in_city_distance if r.child_in_city[k] else 1.0
+    return _Person(gap_share, day_cover, home_cover, residential, medical, level == 0, held, weight)
 
 
 @row_function
@@ -307,20 +345,32 @@ def _utility(
     s: _Scene, o: _Options, ko: int, person: _Person, j: int, use_availability: bool
 ) -> float:
     """Logit utility of option `j` of entry `ko`: -inf if the option is closed to the person (no
-    need) or, if `use_availability`, unavailable."""
-    if (person.closed and j != FAMILY) or (use_availability and not o.available[ko, j]):
+    care need) or, if `use_availability`, unavailable, unless it keeps the place they hold (one
+    who no longer needs care may stay); leaving a place held costs `switching_cost`."""
+    held = person.held
+    keeps = held >= 0 and (j == held or (OPTION_RESIDENTIAL[held] and OPTION_RESIDENTIAL[j]))
+    if not keeps and (
+        (person.closed and j != FAMILY) or (use_availability and not o.available[ko, j])
+    ):
         return -np.inf
+    c = s.logit
+    x = 0.0 if held < 0 or keeps else -c.switching_cost  # any bed keeps a bed held (`_move`)
     if j == FAMILY:
-        return 0.0
-    c, net, budget = s.logit, o.net[ko, j], o.budget[ko]
-    cover = person.day_cover if j == COMMUNITY else 1.0
-    x = c.constants[j] + c.need_gap * person.gap_share * cover
+        return x
+    net, budget = o.net[ko, j], o.budget[ko]
+    cover = 1.0
+    if j == COMMUNITY:
+        cover = person.day_cover
+    elif j == HOME:
+        cover = person.home_cover
+    x += c.constants[j] + c.need_gap * person.gap_share * cover
     if OPTION_RESIDENTIAL[j]:
         x += person.residential
     x += c.medical_capable * (person.medical and o.capable[ko, j])
     x += c.price_per_1000 * net / 1000
     x += c.unaffordable * max(net - budget, 0.0) / budget
-    return x + (c.distance_per_km * o.km[ko, j] + c.wait_per_month * o.wait[ko, j])
+    distance = c.distance_per_km * person.distance_weight * o.km[ko, j]
+    return x + distance + c.wait_per_month * o.wait[ko, j]
 
 
 @row_function
@@ -355,7 +405,8 @@ def _first_reason(
 def _residential_reason(s: _Scene, r: Residents, k: int, option: int, budget: float) -> int:
     """`_reason` for resident k and a residential option, read from their neighbourhood's
     places directly (of a residential option only the price depends on the person)."""
-    pl, nb = s.places, np.uintp(r.neigh[k])
+    pl = s.places
+    nb = _entry(pl, r, k)
     return _first_reason(
         s, option, pl.available[nb, option], pl.vacancy[nb, option], pl.km[nb, option],
         _residential_price(s, r, k, option) > budget,
@@ -397,13 +448,14 @@ def _gumbel(e: float) -> float:
 
 
 @row_function
-def _gumbel_max(
-    u: np.ndarray, key: int, seed: int, month: int, e: np.ndarray, bound: np.ndarray
-) -> int:
+def _gumbel_max(u: np.ndarray, key: int, seed: int, e: np.ndarray, bound: np.ndarray) -> int:
     """The option with the largest utility plus Gumbel draw (the first on ties): the draw of
-    option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, month * OPTION_KEYS + j), so
-    options
-    at -inf are never chosen. `e` and `bound` are scratch (length 6).
+    option j is `_gumbel` of the uniform keyed by (seed, CHOICE, key, j), so options at -inf are
+    never chosen. `e` and `bound` are scratch (one entry per option).
+
+    The draws are the person's lasting tastes, the same at every decision: a choice changes
+    when the person's circumstances or options change, not because the dice are thrown again
+    (with a fresh draw each time, a bed taken on a lucky draw is left at the next decision).
 
     Exact but lazy: an option's uniform bounds its draw from above and below (`_GUMBEL_BOUND`,
     `_GUMBEL_FLOOR`). The option with the highest upper bound wins outright, with no logarithm,
@@ -411,7 +463,7 @@ def _gumbel_max(
     drawn first and the others only if their bound reaches the best so far.
     """
     for j in range(N_OPTIONS):
-        e[j] = keyed_uniform(seed, _CHOICE, key, month * OPTION_KEYS + j)
+        e[j] = keyed_uniform(seed, _CHOICE, key, j)
         bound[j] = -np.inf
         if u[j] > -np.inf:
             bound[j] = u[j] + _GUMBEL_BOUND[np.uintp(e[j] * _GUMBEL_BUCKETS)]
@@ -435,7 +487,7 @@ def _gumbel_max(
 
 @kernel
 def _choose(
-    s: _Scene, r: Residents, rows: np.ndarray, seed: int, month: int, choice: np.ndarray,
+    s: _Scene, r: Residents, rows: np.ndarray, seed: int, choice: np.ndarray,
     facility: np.ndarray, o: _Options, scratch: np.ndarray,
 ) -> None:  # fmt: skip
     """Each resident's choice and the facility of each of their options (see `choose`); `o`
@@ -447,7 +499,7 @@ def _choose(
         for j in range(N_OPTIONS):
             u[j] = _utility(s, o, 0, person, j, True)
             facility[k, j] = o.facility[0, j]
-        choice[k] = _gumbel_max(u, rows[k], seed, month, e, bound)
+        choice[k] = _gumbel_max(u, rows[k], seed, e, bound)
 
 
 @kernel
@@ -529,28 +581,35 @@ class Choice(Subsystem):
     longer use, join, keep or leave a queue for a bed, or take a free place at their community
     centre (`_move`)."""
 
-    writes = frozenset(("facility", "queue_facility", "queue_since", "arrangement"))
+    writes = frozenset(("facility", "queue_facility", "queue_since", "arrangement", "bed_since"))
 
     def __init__(self, params: Params, pop: Population, places: Places, teams: Teams, seed: int):
         self.params, self.pop, self.places, self.teams, self.seed = params, pop, places, teams, seed
         self.month = 0  # the month last stepped (inspection reads its scene)
+
+    def init(self) -> None:
+        kind_option = OPTION_OF_KIND[self.places.table.kind]
+        self._held = np.where(kind_option >= 0, kind_option, COMMUNITY).astype(np.int64)
 
     def step(self, month: CareMonth) -> None:
         self.month = month.month
         rows = month.deciders
         choice, option_facility = self.choose(rows)
         pop, fac = self.pop, self.places.table
+        held = pop.facility[rows]
         released = _move(
             rows, choice, option_facility, month.month, pop.facility, pop.queue_facility,
             pop.queue_since, pop.arrangement, self.places.residential, fac.occupancy,
             fac.capacity_rows,
         )  # fmt: skip
         self.places.market.record_exits(released)
+        left = pop.facility[rows] != held
+        self.places.leave_beds(rows[left], held[left], False, month.month)
 
     def scene(self) -> _Scene:
         """The scene of the month last stepped (build it again once places change)."""
         home_open = self.teams.hours(self.month) > 0
-        return _scene(self.params, _places(self.params, self.places), home_open)
+        return _scene(self.params, _places(self.params, self.places), self._held, home_open)
 
     def people(self, rows: np.ndarray) -> Residents:
         return gather(self.pop, self.params, self.places.residential, rows)
@@ -571,14 +630,15 @@ class Choice(Subsystem):
         """Chosen option per resident, and the facility [n, options] each option would give
         them (`OptionFeatures.facility`, -1 none).
 
-        The logit draw is a Gumbel-max over one keyed uniform per (person, month, option): the
+        The logit draw is a Gumbel-max over one keyed uniform per (person, option), the
+        person's lasting taste (`_gumbel_max`): the
         same probabilities as the logit, and a lever that improves one option moves people only
         into that option, so CRN-paired scenario differences are monotone and low-noise.
         """
         choice = np.empty(rows.size, dtype=np.int64)
         facility = np.empty((rows.size, N_OPTIONS), dtype=np.int64)
         _choose(
-            self.scene(), self.people(rows), rows, self.seed, self.month, choice, facility,
+            self.scene(), self.people(rows), rows, self.seed, choice, facility,
             _new_options(1), np.empty((3, N_OPTIONS)),
         )  # fmt: skip
         return choice, facility
@@ -645,7 +705,7 @@ def _move(
                 queue_since[i] = month
         else:
             queue_facility[i] = -1
-            queue_since[i] = -1
+            queue_since[i] = NO_MONTH
         if not residential_choice:
             arrangement[i] = c
     for k in range(rows.size):

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.care.benefits import ALLOWANCE_AGE_M, ALLOWANCE_MAX_INCOME, nursing_subsidy_due
 from sim.care.gather import Residents, gather
 from sim.care.kinds import COMMUNITY, FAMILY, HOME, MEDICAL, OPTION_RESIDENTIAL, PUBLIC
 from sim.care.month import CareMonth
@@ -29,6 +30,7 @@ from sim.engine.subsystem import Deferred, Subsystem
 from sim.kpis.registry import CARE_SUMS
 from sim.params.sections import Params
 from sim.population.columns import Population
+from sim.population.kernel import NEED_LEVEL
 
 IDX = {s.name: i for i, s in enumerate(CARE_SUMS)}
 _EPS = 1e-9  # hours: below this a shortfall is rounding, not unmet care
@@ -61,6 +63,7 @@ class _Rates(NamedTuple):
     """Hours, thresholds and prices (sim.params.sections), and the month."""
 
     need_by_state: np.ndarray  # care hours per month by health state
+    package_by_state: np.ndarray  # hours of the home-care package by health state
     day_care_hours: float
     medical_hours: float
     overload_hours: float
@@ -136,8 +139,11 @@ def _receive(
     home: _Requests, medical: _Requests,
 ) -> tuple[int, int]:  # fmt: skip
     """Per person in need: hours needed, the arrangement actually in use, whether they hold a
-    bed or a day place, family hours, facility hours, and, for those on home services, their
-    requests to the teams (written to `home` and `medical`; returns the number of each).
+    bed or a day place, family hours, facility hours, and their requests to the teams (written to
+    `home` and `medical`; returns the number of each): those on home services ask for their
+    package's hours (as far as the family leaves a gap) and, with a medical need, medical visits
+    (integrated home care); those with a medical need and no care need ask for medical visits
+    (the family doctor's), whatever their arrangement.
 
     A resident who chose a home or centre but holds no place yet keeps family care only.
     """
@@ -158,15 +164,18 @@ def _receive(
             family = min(need, people.family[k])
             formal = min(rates.day_care_hours, need - family) if f >= 0 else 0.0
         care.family[k], care.formal[k] = family, formal
-        med_request = rates.medical_hours if people.medical[k] else 0.0
+        h = np.uintp(people.health[k])
+        visits = people.medical[k] and not bed and (a == HOME or NEED_LEVEL[h] == 0)
+        med_request = rates.medical_hours if visits else 0.0
         care.med_request[k] = med_request
+        row, d, voucher = needy[k], people.district[k], people.voucher[k]
         if a == HOME:
-            row, d, voucher = needy[k], people.district[k], people.voucher[k]
-            _add_request(home, n_home, k, row, d, max(need - family, 0.0), voucher)
+            hours = min(rates.package_by_state[h], max(need - family, 0.0))
+            _add_request(home, n_home, k, row, d, hours, voucher)
             n_home += 1
-            if med_request > 0:
-                _add_request(medical, n_medical, k, row, d, med_request, voucher)
-                n_medical += 1
+        if visits:
+            _add_request(medical, n_medical, k, row, d, med_request, voucher)
+            n_medical += 1
     return n_home, n_medical
 
 
@@ -201,16 +210,17 @@ def _tally(
         dependent = health >= 3
         capable_bed = bed & places.capable[place]
         med_request = care.med_request[k]
-        team_medical = home and med_request > 0 and care.med_granted[k] >= med_request - _EPS
+        team_medical = med_request > 0 and care.med_granted[k] >= med_request - _EPS
+        cared = NEED_LEVEL[np.uintp(health)] > 0  # a care need (not a medical need alone)
         counts[d, _MED_NEED] += medical
         counts[d, _MED_MET] += medical & (capable_bed | team_medical)
         counts[d, _MED_MET_BEDS] += medical & capable_bed
-        counts[d, _IN_NEED] += 1
-        counts[d, _N_FAMILY] += in_use == FAMILY
-        counts[d, _N_HOME] += home
-        counts[d, _N_COMMUNITY] += in_use == COMMUNITY
-        counts[d, _N_INSTITUTION] += bed & (kind != MEDICAL)
-        counts[d, _N_MEDICAL_BED] += kind == MEDICAL
+        counts[d, _IN_NEED] += cared
+        counts[d, _N_FAMILY] += cared & (in_use == FAMILY)
+        counts[d, _N_HOME] += cared & home
+        counts[d, _N_COMMUNITY] += cared & (in_use == COMMUNITY)
+        counts[d, _N_INSTITUTION] += cared & bed & (kind != MEDICAL)
+        counts[d, _N_MEDICAL_BED] += cared & (kind == MEDICAL)
         counts[d, _DEPENDENTS] += dependent
         counts[d, _DEPENDENTS_UNMET] += dependent & (unmet > _EPS)
         out[d, _UNMET_HOURS] += unmet
@@ -225,7 +235,7 @@ def _tally(
         day_care_cost = rates.day_care_price * (in_use == COMMUNITY)
         cost = granted * rates.home_hour_price if home else day_care_cost
         out[d, _SPEND_VOUCHERS] += min(rates.voucher_amount, cost) * people.voucher[k]
-        out[d, _SPEND_NURSING] += rates.nursing_subsidy * ((health == 4) & (income <= 1))
+        out[d, _SPEND_NURSING] += rates.nursing_subsidy * nursing_subsidy_due(health, income)
         out[d, _SPEND_CARER] += rates.carer_allowance * (dependent & (not held))
         care.unmet_family_only[k] = dependent & (not bed) & (in_use == FAMILY) & (unmet > _EPS)
 
@@ -290,8 +300,10 @@ class Delivery(Subsystem):
         self._poor_80plus = EachYear(self._count_poor_80plus)
 
     def step(self, month: CareMonth) -> None:
-        """Gather the columns of those in need (facilities, arrangements and queues are final)."""
-        month.people = gather(self.pop, self.params, self.places.residential, month.needy)
+        """Gather the columns of those in need (facilities, arrangements and queues are final);
+        for the results only, so not in the spin-up."""
+        if month.reported:
+            month.people = gather(self.pop, self.params, self.places.residential, month.needy)
 
     def results(self, month: CareMonth) -> Deferred:
         """The allowance paid now; the care of each person in need and its sums, deferred."""
@@ -307,6 +319,7 @@ class Delivery(Subsystem):
         pol, money = p.policy, p.money
         rates = _Rates(
             need_by_state=np.asarray(p.need.care_hours_by_state, dtype=np.float64),
+            package_by_state=np.asarray(p.services.package_hours_by_state, dtype=np.float64),
             day_care_hours=float(p.services.day_care_hours),
             medical_hours=float(p.need.medical_hours),
             overload_hours=float(p.family.overload_hours),
@@ -338,6 +351,6 @@ class Delivery(Subsystem):
         """Residents 80+ in income classes 0-2 (old-age allowance), by district. Flags from
         whole columns (cheaper than gathering the living rows), counted over the living."""
         pop = self.pop
-        poor_80 = (pop.age_m >= 960) & (pop.income <= 2)
+        poor_80 = (pop.age_m >= ALLOWANCE_AGE_M) & (pop.income <= ALLOWANCE_MAX_INCOME)
         n_d = int(self.places.geo.districts.shape[0])
         return pop.count_living(poor_80, pop.district, n_d).astype(float)

@@ -23,6 +23,7 @@ from sim.care.kinds import (
     PRIVATE,
     PUBLIC,
 )
+from sim.engine.calendar import FIRST_MONTH
 from sim.engine.rng import Stream, uniforms
 from sim.params.policy import INSTITUTIONS_2015
 from sim.params.sections import Params
@@ -40,7 +41,7 @@ class FacilityTable:
     neigh: np.ndarray  # int32 neighbourhood id
     capacity: np.ndarray  # int32 beds or day places (persons)
     capacity_rows: np.ndarray  # int32 resident rows at the model's scale
-    open_month: np.ndarray  # int16, model month it opens (<= -1: open at the start)
+    open_month: np.ndarray  # int16, model month it opens (STOCK_2015: the end-2015 stock)
     medical_draw: np.ndarray  # float64 keyed uniform deciding when a home gains medical service
     occupancy: np.ndarray  # int32 rows currently admitted / using
 
@@ -80,6 +81,17 @@ def _yearly_additions(params: Params) -> dict[int, dict[int, int]]:
     return out
 
 
+PLAN_YEARS = 5  # 2016-2020
+# The end-2015 stock opens with the population (2010-11): the care system runs with it from then
+# to 2015-12 (`CareModel`), so 2016 starts from the residents that supply sustains.
+STOCK_2015 = FIRST_MONTH
+
+
+def over_plan_years(total: int) -> np.ndarray:
+    """`total` split into five yearly steps 2016..2020, as even as whole numbers allow."""
+    return allocate_largest_remainder(int(total), np.ones(PLAN_YEARS))
+
+
 def build_facilities(
     params: Params, geo: Geography, elderly_weights: np.ndarray, seed: int, scale: float
 ) -> FacilityTable:
@@ -88,7 +100,8 @@ def build_facilities(
     Spread over districts (assumed, no district breakdown was published): public and integrated
     beds by the district's estimated 60+ population, private beds by its urban 60+ population,
     community and urban day-care centres by urban communities, rural day care at the largest
-    villages of over `rural_village_min_pop` registered people.
+    villages of over `rural_village_min_pop` registered people. Supply added in one district
+    (`params.districts`) comes on top, in even steps over 2016-2020.
     """
     pol, svc = params.policy, params.services
     urban_share = geo.districts["urban_share"].to_numpy()
@@ -113,14 +126,17 @@ def build_facilities(
             int(beds), np.repeat(weights / np.maximum(per_district, 1), per_district)
         )
         districts = np.repeat(np.arange(per_district.size), per_district)
-        rows.extend((kind, int(d), int(b), -1) for d, b in zip(districts, sizes, strict=True))
+        rows.extend(
+            (kind, int(d), int(b), STOCK_2015) for d, b in zip(districts, sizes, strict=True)
+        )
 
     add_homes(PUBLIC, pol.public_beds_2015, pol.public_homes_2015, elderly_weights)
     n_private_2015 = INSTITUTIONS_2015 - pol.public_homes_2015
     add_homes(PRIVATE, pol.private_beds_2015, n_private_2015, elderly_weights * urban_share)
-    add_beds(MEDICAL, pol.medical_beds_2015, elderly_weights, svc.medical_beds_per_institution, -1)
+    medical_size = svc.medical_beds_per_institution
+    add_beds(MEDICAL, pol.medical_beds_2015, elderly_weights, medical_size, STOCK_2015)
     for d, n in enumerate(allocate_largest_remainder(pol.urban_day_care_2015, community_weight)):
-        rows.extend((DAY_URBAN, d, svc.day_care_places, -1) for _ in range(n))
+        rows.extend((DAY_URBAN, d, svc.day_care_places, STOCK_2015) for _ in range(n))
     additions = _yearly_additions(params)
     for year, beds in additions[PUBLIC].items():
         add_beds(PUBLIC, beds, elderly_weights, svc.facility_beds_mean, (year - 2016) * 12)
@@ -138,6 +154,23 @@ def build_facilities(
     for year, n_new in additions[DAY_URBAN].items():
         for d, n in enumerate(allocate_largest_remainder(int(n_new), community_weight)):
             rows.extend((DAY_URBAN, d, svc.day_care_places, (year - 2016) * 12) for _ in range(n))
+    added = params.districts
+    n_d = len(geo.districts)
+    for kind, name, size in (
+        (PUBLIC, "public_beds", svc.facility_beds_mean),
+        (PRIVATE, "private_beds", svc.facility_beds_mean),
+        (MEDICAL, "medical_beds", svc.medical_beds_per_institution),
+    ):
+        for d, total in enumerate(added.added(name)):
+            for i, beds in enumerate(over_plan_years(total)):
+                add_beds(kind, beds, np.eye(n_d)[d], size, i * 12)
+    for kind, name, places in (
+        (CENTRE, "community_centres", svc.centre_places),
+        (DAY_URBAN, "urban_day_care", svc.day_care_places),
+    ):
+        for d, total in enumerate(added.added(name)):
+            for i, n in enumerate(over_plan_years(total)):
+                rows.extend((kind, d, places, i * 12) for _ in range(n))
     rural_sites = _rural_sites(geo, svc.rural_village_min_pop)
     n_rural = 0
     for year, n_new in additions[DAY_RURAL].items():
@@ -151,7 +184,7 @@ def build_facilities(
     district = np.array([r[1] for r in rows], dtype=np.int8)
     capacity = np.array([r[2] for r in rows], dtype=np.int32)
     open_month = np.array([r[3] for r in rows], dtype=np.int16)
-    ids = _stable_keys(kind, district, open_month)
+    ids = _stable_keys(kind, district, np.maximum(open_month, -1))
     neigh = _place(geo, kind, district, ids, seed, rural_sites, open_month, pol)
     district = nb["district"].to_numpy()[neigh].astype(np.int8)  # an explicit site's district
     # rows at this scale: capacity / scale rounded up with a keyed probability, so each facility's

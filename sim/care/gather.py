@@ -17,6 +17,7 @@ from sim.engine.jit import AHEAD, kernel, prefetch, row_function
 from sim.params.sections import Params
 from sim.population.columns import Population
 from sim.population.families import (
+    CHILD_IN_CITY,
     Households,
     care_hours,
     households,
@@ -30,6 +31,7 @@ class Residents(NamedTuple):
     """Population columns of the residents gathered (dtypes as there), and two household terms."""
 
     district: np.ndarray
+    age_m: np.ndarray
     health: np.ndarray
     medical: np.ndarray
     voucher: np.ndarray
@@ -39,6 +41,7 @@ class Residents(NamedTuple):
     urban: np.ndarray
     n_children: np.ndarray
     neigh: np.ndarray
+    child_in_city: np.ndarray  # the nearest child lives elsewhere in the city
     alone: np.ndarray  # lives alone (`families.lives_alone`)
     family: np.ndarray  # family care capacity, hours per month (`families.care_hours`)
 
@@ -47,6 +50,7 @@ class _Columns(NamedTuple):
     """The population columns `Residents` copies besides the household's (`Households`)."""
 
     district: np.ndarray
+    age_m: np.ndarray
     medical: np.ndarray
     voucher: np.ndarray
     income: np.ndarray
@@ -63,7 +67,8 @@ def gather(
     h = households(pop, params.family, params.policy, residential_facility)
     c = _Columns(*(getattr(pop, name) for name in _Columns._fields))
     out = Residents(
-        *(np.empty(rows.size, dtype=getattr(pop, name).dtype) for name in Residents._fields[:-2]),
+        *(np.empty(rows.size, dtype=getattr(pop, name).dtype) for name in Residents._fields[:-3]),
+        np.empty(rows.size, dtype=np.bool_),
         np.empty(rows.size, dtype=np.bool_),
         np.empty(rows.size),
     )
@@ -74,6 +79,7 @@ def gather(
 @row_function
 def _prefetch_columns(c: _Columns, i: np.uintp) -> None:
     prefetch(c.district, i)
+    prefetch(c.age_m, i)
     prefetch(c.medical, i)
     prefetch(c.voucher, i)
     prefetch(c.income, i)
@@ -97,6 +103,7 @@ def _gather(h: Households, c: _Columns, rows: np.ndarray, out: Residents) -> Non
             prefetch_partner(h, np.uintp(rows[k + AHEAD]))
         i = np.uintp(rows[k])
         out.district[k] = c.district[i]
+        out.age_m[k] = c.age_m[i]
         out.health[k] = h.health[i]
         out.medical[k] = c.medical[i]
         out.voucher[k] = c.voucher[i]
@@ -106,6 +113,7 @@ def _gather(h: Households, c: _Columns, rows: np.ndarray, out: Residents) -> Non
         out.urban[k] = c.urban[i]
         out.n_children[k] = h.n_children[i]
         out.neigh[k] = c.neigh[i]
+        out.child_in_city[k] = h.child_place[i] == CHILD_IN_CITY
         out.alone[k] = lives_alone(h, i)
         out.family[k] = care_hours(h, i)
 
@@ -115,6 +123,7 @@ def prefetch_resident(r: Residents, k: np.uintp) -> None:
     """Start loading entry k of the gathered columns, for passes that visit some entries only
     (the dependents among the residents in need, one in eight)."""
     prefetch(r.district, k)
+    prefetch(r.age_m, k)
     prefetch(r.health, k)
     prefetch(r.medical, k)
     prefetch(r.voucher, k)
@@ -123,5 +132,6 @@ def prefetch_resident(r: Residents, k: np.uintp) -> None:
     prefetch(r.urban, k)
     prefetch(r.n_children, k)
     prefetch(r.neigh, k)
+    prefetch(r.child_in_city, k)
     prefetch(r.alone, k)
     prefetch(r.family, k)

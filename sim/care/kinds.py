@@ -100,9 +100,3 @@ OPTION_RESIDENTIAL = np.array([o.residential for o in CARE_OPTIONS])
 # by facility kind code: the residential option it provides (-1: a day place)
 OPTION_OF_KIND = np.full(len(FACILITY_KINDS), -1, dtype=np.int8)
 OPTION_OF_KIND[list(OPTION_KIND.values())] = list(OPTION_KIND)
-
-# The choice draws one keyed uniform per decider, month and option, keyed month * OPTION_KEYS +
-# option: more options than this would reuse the next month's keys.
-OPTION_KEYS = 8
-if N_OPTIONS > OPTION_KEYS:
-    raise ValueError(f"{N_OPTIONS} care options: the choice's keys allow {OPTION_KEYS}")

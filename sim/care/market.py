@@ -1,5 +1,6 @@
 """This month's facility market: free places, queues, expected waits, medical capability, the
-facility each neighbourhood's residents would apply to, and the community centre covering it."""
+facility each neighbourhood's residents would apply to (in any district), and the community
+centre covering it."""
 
 from __future__ import annotations
 
@@ -27,19 +28,19 @@ class FacilityMarket:
         self.table, self.geo, self.params = table, geo, params
         nb = geo.neighbourhoods
         self._x, self._y = nb["x_km"].to_numpy(), nb["y_km"].to_numpy()
-        self._nb_district = nb["district"].to_numpy()
         # expected departures per month, the basis of the wait a chooser expects (smoothed
         # exponentially; services.expected_exits_*)
         self.exits_ema = np.full(table.size, params.services.expected_exits_start)
         self._exited = np.zeros(table.size)
-        self._coverage_month = -1
+        self._coverage_year: int | None = None
         self.covering = np.full(len(nb), -1, dtype=np.int64)
         self.medical_now = np.zeros(table.size, dtype=bool)
         self.free = np.zeros(table.size)
         self.queue = np.zeros(table.size)
         self.wait = np.zeros(table.size)
+        self.opened_near = np.zeros(len(nb), dtype=bool)  # a bed opened nearby this month
         self._best: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._choice_kept: dict[int, tuple[np.ndarray, list]] = {}
+        self._choice_kept: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def record_exits(self, facilities: np.ndarray) -> None:
         self._exited += np.bincount(facilities, minlength=self._exited.size)
@@ -58,54 +59,59 @@ class FacilityMarket:
         self._best = {kind: self._best_by_neighbourhood(kind, month) for kind in RESIDENTIAL}
         share = _interpolate(month, self.params.policy)
         self.medical_now = t.medical_capable(month, share)
-        if month // 12 != self._coverage_month // 12 or self._coverage_month < 0:
-            self._coverage_month = month
+        self.opened_near = self._opened_near(month)
+        if month // 12 != self._coverage_year:
+            self._coverage_year = month // 12
             self.covering = self._covering_centres(month)
 
-    def pick(self, kind: int, neigh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each applicant (by neighbourhood) the open facility of `kind` in their district
-        (the whole city if the district has none) with the best distance-and-wait utility this
-        month; returns (facility or -1, km).
+    def _opened_near(self, month: int) -> np.ndarray:
+        """Neighbourhoods within `choice.new_place_radius_km` of a residential facility that
+        opens this month."""
+        t = self.table
+        near = np.zeros(self._x.size, dtype=bool)
+        opening = (t.open_month == month) & np.isin(t.kind, RESIDENTIAL) & (t.capacity_rows > 0)
+        radius = float(self.params.choice.new_place_radius_km)
+        for kind in np.unique(t.kind[opening]):
+            neigh, facility, _ = self._pairs_within(int(kind), month, radius)
+            near[neigh[t.open_month[facility] == month]] = True
+        return near
+
+    def pick(self, kind: int, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each applicant the open facility of `kind` anywhere in the city with the best
+        distance-and-wait utility this month; returns (facility or -1, km). `entry` is a
+        neighbourhood, plus the number of neighbourhoods for a resident whose nearest child
+        lives elsewhere in the city (distance weighs `choice.child_in_city_distance` as much).
 
         Taking the best of the available facilities means an added facility can only make the
         option better for anyone, which keeps policy comparisons monotone.
         """
         best, km = self._best[kind]
-        return best[neigh], km[neigh]
+        return best[entry], km[entry]
 
     def _best_by_neighbourhood(self, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
         choice = self.params.choice
-        best = np.full(self._x.size, -1, dtype=np.int64)
-        km = np.zeros(self._x.size)
-        per_km, per_month = float(choice.distance_per_km), float(choice.wait_per_month)
-        for sel, pool, dist in self._choice_sets(kind, month):
-            _pick_best(sel, pool, dist, self.wait, per_km, per_month, best, km)
+        n = self._x.size
+        best = np.full(2 * n, -1, dtype=np.int64)
+        km = np.zeros(2 * n)
+        pool, dist = self._choice_set(kind, month)
+        if pool.size:
+            per_km, per_month = float(choice.distance_per_km), float(choice.wait_per_month)
+            for variant, weight in enumerate((1.0, float(choice.child_in_city_distance))):
+                part = slice(variant * n, (variant + 1) * n)
+                _pick_best(pool, dist, self.wait, per_km * weight, per_month, best[part], km[part])
         return best, km
 
-    def _choice_sets(
-        self, kind: int, month: int
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per district: its neighbourhoods, the open facilities of `kind` they choose from (the
-        district's own, else the whole city's) and the km between them; kept until one opens."""
+    def _choice_set(self, kind: int, month: int) -> tuple[np.ndarray, np.ndarray]:
+        """The open facilities of `kind` (in any district: families look across district lines)
+        and their km from every neighbourhood; kept until one opens."""
         t = self.table
         ok = t.is_open(month) & (t.kind == kind) & (t.capacity_rows > 0)
         kept = self._choice_kept.get(kind)
         if kept is None or not np.array_equal(kept[0], ok):
-            kept = (ok, self._district_sets(np.flatnonzero(ok)))
+            pool = np.flatnonzero(ok)
+            kept = (ok, pool, self._km(np.arange(self._x.size)[:, None], pool[None, :]))
             self._choice_kept[kind] = kept
-        return kept[1]
-
-    def _district_sets(self, city: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The choice sets of every district given the open facilities `city` (none if empty)."""
-        if city.size == 0:
-            return []
-        sets = []
-        for d in np.unique(self._nb_district):
-            local = city[self.table.district[city] == d]
-            pool = local if local.size else city
-            sel = np.flatnonzero(self._nb_district == d)
-            sets.append((sel, pool, self._km(sel[:, None], pool[None, :])))
-        return sets
+        return kept[1], kept[2]
 
     def _km(self, neigh: np.ndarray, facility: np.ndarray) -> np.ndarray:
         """km between neighbourhoods and facilities (arrays broadcast against each other)."""
@@ -161,16 +167,16 @@ class FacilityMarket:
 
 
 @kernel
-def _pick_best(sel, pool, dist, wait, per_km, per_month, best, km):
-    """For each neighbourhood sel[i], the facility of `pool` with the highest score
+def _pick_best(pool, dist, wait, per_km, per_month, best, km):
+    """For each neighbourhood i, the facility of `pool` with the highest score
     per_km * km + per_month * wait (the first on ties) and its km (dist[i, j] to pool[j])."""
-    for i in range(sel.size):
+    for i in range(dist.shape[0]):
         pick, top = 0, -np.inf
         for j in range(pool.size):
             score = per_km * dist[i, j] + per_month * wait[pool[j]]
             if score > top:
                 pick, top = j, score
-        best[sel[i]], km[sel[i]] = pool[pick], dist[i, pick]
+        best[i], km[i] = pool[pick], dist[i, pick]
 
 
 def _interpolate(month: int, policy) -> float:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sim.care.gather import Residents
+from sim.engine.calendar import CARE_START
 from sim.kpis.registry import CARE_SUM_NAMES
 
 _NO_ROWS = np.zeros(0, dtype=np.int64)
@@ -31,7 +32,7 @@ class CareMonth:
     """One month of the care system (arrays of population rows are sorted unless noted)."""
 
     month: int
-    events: np.ndarray  # rows with an event this month (deaths, need changes, widowhood, reviews)
+    events: np.ndarray  # rows with an event this month (deaths, need changes, widowhood, arrivals)
     bits: np.ndarray  # their event bits (population.kernel.EVENT_*), aligned with `events`
     needy: np.ndarray  # living rows in need (state 2+ or a medical need)
     sums: np.ndarray  # [district, CARE_SUMS]: the month's raw sums, filled by the results
@@ -41,6 +42,11 @@ class CareMonth:
     people: Residents | None = None  # the columns of `needy`, after admissions
     unmet_family_only: np.ndarray | None = None  # over `needy`: dependents with unmet need and
     # family care only (the delivered care's, for the diagnostics)
+
+    @property
+    def reported(self) -> bool:
+        """A month of the results (2016-01 on); the care system's spin-up before it is not."""
+        return self.month >= CARE_START
 
     @classmethod
     def open(cls, month: int, events: np.ndarray, event_bits: np.ndarray, needy: np.ndarray,

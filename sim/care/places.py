@@ -20,12 +20,15 @@ from sim.engine.calendar import EachYear
 from sim.engine.subsystem import Subsystem
 from sim.kpis.registry import CARE_SUM_NAMES
 from sim.params.sections import Params
-from sim.population.columns import Population
+from sim.population.columns import NO_MONTH, Population
 from sim.population.geography import Geography
-from sim.population.kernel import EVENT_EXIT
+from sim.population.kernel import EVENT_DIED, EVENT_EXIT
 from sim.population.synthesis import district_elderly_weights
 
 _IDX = {name: i for i, name in enumerate(CARE_SUM_NAMES)}
+# the month's bed exits by the bed's district: these columns of the sums, in this order
+_EXIT_SUMS = [_IDX[name] for name in ("bed_exits_death", "bed_exits_alive", "stays_ended")]
+_STAY_MONTHS = _IDX["stay_months"]
 # the residential kinds whose beds the sums count, by the name the sums use
 _BED_SUMS = {k.code: k.key for k in FACILITY_KINDS if k.residential}
 
@@ -33,7 +36,7 @@ _BED_SUMS = {k.code: k.key for k in FACILITY_KINDS if k.residential}
 class Places(Subsystem):
     """Facilities, places, queues and the market (see the module docstring)."""
 
-    writes = frozenset(("facility", "queue_facility", "queue_since"))  # of those who died
+    writes = frozenset(("facility", "queue_facility", "queue_since", "bed_since"))  # the exits
 
     def __init__(self, params: Params, geo: Geography, pop: Population, seed: int, scale: float):
         self.params, self.geo, self.pop, self.seed, self.scale = params, geo, pop, seed, scale
@@ -50,12 +53,38 @@ class Places(Subsystem):
         """Free the places and queue entries of those who died or moved away; refresh the
         market."""
         pop = self.pop
+        n_d = month.sums.shape[0]
+        self._exits = np.zeros((n_d, len(_EXIT_SUMS)), dtype=np.int64)
+        self._stay_months = np.zeros(n_d, dtype=np.int64)
+        exit_bits = month.bits[(month.bits & EVENT_EXIT) != 0]
         dead = month.events[(month.bits & EVENT_EXIT) != 0]
+        self.leave_beds(dead, pop.facility[dead], (exit_bits & EVENT_DIED) != 0, month.month)
         self.release(dead)
         pop.queue_facility[dead] = -1
-        pop.queue_since[dead] = -1
+        pop.queue_since[dead] = NO_MONTH
         month.queued = waiting(pop.queue_facility, month.needy)
         self.market.refresh(month.month, pop.queue_facility[month.queued].astype(np.int64))
+
+    def leave_beds(
+        self, rows: np.ndarray, held: np.ndarray, died: np.ndarray | bool, month: int
+    ) -> None:
+        """Count the stays that end: `rows` leave the places `held` (-1 none; day places are not
+        counted), by death where `died`. A stay begun before 2016 (`bed_since` < 0) counts as
+        an exit, not in the lengths: its start is not known."""
+        bed = (held >= 0) & self.residential[np.maximum(held, 0)]
+        rows, held = rows[bed], held[bed]
+        died = np.broadcast_to(died, bed.shape)[bed]
+        district = self.table.district[held].astype(np.int64)
+        since = self.pop.bed_since[rows].astype(np.int64)
+        known = since >= 0
+        n_d = self._exits.shape[0]
+        self._exits[:, 0] += np.bincount(district[died], minlength=n_d)
+        self._exits[:, 1] += np.bincount(district[~died], minlength=n_d)
+        self._exits[:, 2] += np.bincount(district[known], minlength=n_d)
+        self._stay_months += np.bincount(
+            district[known], weights=month - since[known], minlength=n_d
+        ).astype(np.int64)
+        self.pop.bed_since[rows] = NO_MONTH
 
     def release(self, rows: np.ndarray) -> None:
         """Free the bed or day place of `rows`."""
@@ -81,6 +110,8 @@ class Places(Subsystem):
             out[:, _IDX[f"occ_{name}"]] = np.bincount(
                 fd[sel], weights=fac.occupancy[sel], minlength=n_d
             )
+        out[:, _EXIT_SUMS] = self._exits
+        out[:, _STAY_MONTHS] = self._stay_months
         cov = self._coverage(month.month)
         out[:, _IDX["cov_centre"]], out[:, _IDX["cov_day"]], out[:, _IDX["urban_elderly"]] = cov
         pol = self.params.policy

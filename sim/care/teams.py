@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from sim.care.facilities import over_plan_years
 from sim.care.month import CareMonth
 from sim.engine.calendar import EachYear, decimal_year
 from sim.engine.jit import kernel, row_function
@@ -30,8 +31,21 @@ from sim.population.synthesis import district_elderly_weights
 
 def teams_in_year(services, year: int) -> int:
     """Service teams in a calendar year: the 2015 stock plus the yearly additions to date."""
-    added = services.teams_added[: max(0, min(year, 2020) - 2015)]
+    added = services.teams_added[: _plan_years_to(year)]
     return services.teams_2015 + int(sum(added))
+
+
+def district_teams_in_year(districts, year: int) -> np.ndarray:
+    """Teams added in one district (`params.districts.teams`) by a calendar year, by district."""
+    steps = [
+        over_plan_years(total)[: _plan_years_to(year)].sum() for total in districts.added("teams")
+    ]
+    return np.array(steps, dtype=np.int64)
+
+
+def _plan_years_to(year: int) -> int:
+    """Plan years (2016..2020) up to and including `year`."""
+    return max(0, min(year, 2020) - 2015)
 
 
 @dataclass
@@ -57,7 +71,8 @@ class Teams(Subsystem):
 
     def init(self) -> None:
         svc = self.params.services
-        self.table = TeamTable(np.full(svc.teams_2015 + sum(svc.teams_added), -1, np.int64))
+        most = teams_in_year(svc, 2020) + sum(self.params.districts.added("teams"))
+        self.table = TeamTable(np.full(most, -1, np.int64))
 
     def step(self, month: CareMonth) -> None:
         self.hours(month.month)
@@ -70,6 +85,7 @@ class Teams(Subsystem):
         svc, year = self.params.services, int(decimal_year(month))
         weights = district_elderly_weights(self.geo) * self.geo.districts["urban_share"].to_numpy()
         teams = allocate_largest_remainder(teams_in_year(svc, year), weights)
+        teams += district_teams_in_year(self.params.districts, year)
         self.table.district[:] = -1
         self.table.district[: teams.sum()] = np.repeat(np.arange(teams.size), teams)
         return teams * svc.staff_per_team * svc.hours_per_staff

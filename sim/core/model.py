@@ -41,8 +41,10 @@ class CareModel(mesa.Model):
     """Taiyuan's elderly residents, families and care system from 2016-01 onwards.
 
     The residents start at the 2010 census (2010-11-01) and the model is built with their
-    months to 2015-12 run (the population alone): the care system starts in 2016-01 from that
-    projected stock; `metrics()` covers the population from 2010-11.
+    months to 2015-12 run: the population from the census, and the care system with the end-2015
+    supply (its spin-up, so that 2016-01 starts from the residents in beds and the arrangements
+    that supply sustains, not from everyone choosing at once). `metrics()` covers the population
+    from 2010-11 and the care system from 2016-01.
 
     seed: every random draw is keyed by it (common random numbers across scenarios).
     scale: persons per resident row (1 = full city); metrics are always in persons.
@@ -65,7 +67,7 @@ class CareModel(mesa.Model):
         pop = self.pop
         self.places = Places(p, geo, pop, seed, scale)
         self.teams = Teams(p, geo, scale)
-        self.assessment = Assessment(p, pop)
+        self.assessment = Assessment(p, pop, self.places)
         self.choice = Choice(p, pop, self.places, self.teams, seed)
         self.admission = Admission(pop, self.places, seed)
         self.delivery = Delivery(p, pop, self.places, self.teams, seed, scale)
@@ -88,10 +90,16 @@ class CareModel(mesa.Model):
         self._counts: list[np.ndarray] = []
         self._sums: list[np.ndarray] = []
         no_care = np.full((self.n_districts, len(CARE_SUM_NAMES)), np.nan)
-        for month in range(FIRST_MONTH, CARE_START):  # the population alone
+        for month in range(FIRST_MONTH, CARE_START):  # the population, the care system's spin-up
+            population = self.population.month(month)
             self._months.append(month)
-            self._counts.append(self.population.month(month).counts)
+            self._counts.append(population.counts)
             self._sums.append(no_care)
+            spin_up = CareMonth.open(
+                month, population.event_rows, self.pop.event, population.needy, self.n_districts
+            )
+            for subsystem in self.care:
+                subsystem.step(spin_up)
         self.month = CARE_START  # the next month to simulate (0 = 2016-01)
         self._progress: Callable[[int], None] | None = None
         self._decider_rows = np.zeros(0, dtype=np.int64)
@@ -150,7 +158,7 @@ class CareModel(mesa.Model):
 
     @property
     def event_rows(self) -> np.ndarray:
-        """Rows with an event this month (deaths, need changes, widowhood, reviews)."""
+        """Rows with an event this month (deaths, need changes, widowhood, arrivals in need)."""
         return self.population.current.event_rows
 
     @property

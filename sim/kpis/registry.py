@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from sim.engine.districts import DISTRICTS
+
 Role = Literal["input", "fitted", "outcome"]
 Kind = Literal["share", "count", "amount", "rate"]
 
@@ -72,9 +74,23 @@ CARE_SUMS: tuple[RawSum, ...] = (
     RawSum("cap_public", "public beds open (rows)"),
     RawSum("cap_private", "private beds open (rows)"),
     RawSum("cap_medical", "integrated beds open (rows)"),
+    RawSum("admissions", "admitted to a bed, by the bed's district (not the end-2015 residents)"),
+    RawSum("admissions_65plus", "admitted to a bed aged 65+, by the resident's district"),
+    *(
+        RawSum(f"admitted_from_{key}", f"admitted to a bed here from {en}")
+        for key, _, en in DISTRICTS
+    ),
+    RawSum("bed_exits_death", "residents leaving a bed by death, by the bed's district"),
+    RawSum("bed_exits_alive", "residents leaving a bed alive (another arrangement, or moved away)"),
+    RawSum("stays_ended", "stays ended this month that began in 2016-01 or later"),
+    RawSum("stay_months", "the months those stays lasted"),
     RawSum("queue", "residents waiting for a bed"),
+    RawSum(
+        "empty_beside_queues",
+        "empty beds here, with no one waiting here, while others wait in other districts (rows)",
+    ),
     RawSum("wait_sum", "months waited so far by those waiting"),
-    RawSum("in_need", "residents in need (state 2+ or a medical need)", True),
+    RawSum("in_need", "residents needing care (state 2+; not a medical need alone)", True),
     RawSum("n_family", "of them, with family care only", True),
     RawSum("n_home", "of them, with home services", True),
     RawSum("n_community", "of them, with community or day care", True),
@@ -252,8 +268,36 @@ KPIS: tuple[KPI, ...] = (
                                   ("medical", "医养床位", "integrated", "series"))),
     KPI("empty_beds", "空置床位", "empty beds", "beds", "count", "outcome",
         lambda r: (_capacity(r) - _occupied(r)) * r.scale, "lower", views=_views("key series map")),
+    KPI("empty_beds_beside_queues", "他区排队时的空置床位",
+        "empty beds while other districts queue", "beds", "count", "outcome",
+        _persons("empty_beside_queues"), "lower",
+        source="empty beds in a district where no one waits, in a month when residents of "
+        "other districts wait for a bed", views=_views("series map")),
     KPI("residents_in_institutions", "机构中的老人", "residents in institutions", "persons",
         "count", "outcome", lambda r: _occupied(r) * r.scale),
+    KPI("admissions", "入住人数", "admissions to a bed", "persons/month", "count", "outcome",
+        _persons("admissions"), views=_views("series")),
+    KPI("admission_rate_65plus", "65岁及以上年入住率",
+        "admissions to a bed per 65+ resident a year", "1/year", "rate", "fitted",
+        lambda r: ratio(r["admissions_65plus"] * 12, r["residents_65plus"]),
+        source="fitted (calibration stage 'choice'): CLHLS 65+ 2008-2011, 0.8% admitted in 3 "
+        "years (validity_reference.csv)"),
+    *(KPI(f"admissions_from_{key}", f"来自{zh}的入住", f"admissions from {en}", "persons/month",
+          "count", "outcome", _persons(f"admitted_from_{key}")) for key, zh, en in DISTRICTS),
+    KPI("bed_exits_death", "离院人数: 去世", "bed exits by death", "persons/month", "count",
+        "outcome", _persons("bed_exits_death"), views=_views("series")),
+    KPI("bed_exits_alive", "离院人数: 在世", "bed exits alive", "persons/month", "count",
+        "outcome", _persons("bed_exits_alive"), views=_views("series")),
+    KPI("bed_exits_death_share", "离院中去世比例", "share of bed exits that are deaths", "share",
+        "share", "outcome",
+        lambda r: ratio(r["bed_exits_death"], r["bed_exits_death"] + r["bed_exits_alive"])),
+    KPI("completed_stay_months_mean", "已结束入住的平均月数", "mean length of the stays ended",
+        "months", "amount", "outcome", _share("stay_months", "stays_ended"),
+        source="stays begun in 2016-01 or later (the end-2015 residents' start is not known)"),
+    KPI("expected_stay_months", "预期入住月数", "expected length of stay (residents / exits)",
+        "months", "amount", "outcome",
+        lambda r: ratio(_occupied(r), r["bed_exits_death"] + r["bed_exits_alive"]),
+        source="Little's law: residents in beds / bed exits per month"),
     KPI("queue_length", "排队人数", "residents waiting for a bed", "persons", "count", "outcome",
         _persons("queue"), "lower"),
     KPI("mean_wait_months", "平均已等待月数", "mean months waited so far", "months", "amount",

@@ -48,6 +48,32 @@ class ChoiceParams:
     )
     distance_per_km: float = param(-0.25, -2.0, 0.0, "assumed: utility per km to the facility")
     wait_per_month: float = param(-0.25, -2.0, 0.0, "assumed: utility per expected month of wait")
+    child_in_city_distance: float = param(
+        0.5,
+        0.2,
+        1.0,
+        "assumed: for a resident whose nearest child lives elsewhere in the city, the weight of a "
+        "facility's distance from the resident's home (children often choose, and a place near "
+        "their own home serves as well; where in the city they live is not modelled; range "
+        "0.2-1)",
+    )
+    switching_cost: float = param(
+        2.0,
+        0.0,
+        5.0,
+        "assumed: utility lost by leaving a bed or day place in use for another arrangement "
+        "(moving out, the upheaval, a new routine); no source measures it (range 0-5); long-term "
+        "residential care is left mostly by death (validity_reference.csv, Japan 2016) and this "
+        "is what keeps stays so, so its sensitivity is reported",
+    )
+    new_place_radius_km: float = param(
+        2.0,
+        0.5,
+        5.0,
+        "assumed: a nursing home or integrated bed opening within this distance prompts those in "
+        "need nearby (not in a bed) to reconsider (range 0.5-5)",
+        "km",
+    )
     too_far_km: float = param(
         8.0,
         2.0,

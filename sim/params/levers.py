@@ -16,6 +16,7 @@ GROUPS: tuple[tuple[str, str, str], ...] = (
     ("teams", "服务队伍与服务券", "Service teams and vouchers"),
     ("prices", "价格", "Prices"),
     ("eligibility", "补贴资格与补贴", "Subsidy eligibility and subsidies"),
+    ("districts", "分区追加供给 (至2020年)", "Supply added in one district (by 2020)"),
 )
 GROUP_KEYS = tuple(key for key, _, _ in GROUPS)
 

@@ -244,22 +244,20 @@ class PolicyParams:
         100.0,
         0.0,
         1000.0,
-        f"assumed amount: nursing subsidy for severely disabled low-income elderly ({PLAN} 四(二))",
+        f"assumed amount: nursing subsidy for severely disabled low-income elderly ({PLAN} "
+        "四(二)); the fully dependent up to 低保 receive it (care.benefits), and it adds to "
+        "what their household can pay for care",
         "yuan/month",
-        lever=Lever(
-            "eligibility",
-            "失能护理补贴",
-            "nursing subsidy (severely disabled, poor)",
-            acts="spending",
-        ),
+        lever=Lever("eligibility", "失能护理补贴", "nursing subsidy (severely disabled, poor)"),
     )
     old_age_allowance: float = param(
         50.0,
         0.0,
         500.0,
-        f"assumed amount: allowance for 80+ ({PLAN} 四(二))",
+        f"assumed amount: allowance for 80+ ({PLAN} 四(二)); the 80+ up to low income receive it "
+        "(care.benefits), and it adds to what their household can pay for care",
         "yuan/month",
-        lever=Lever("eligibility", "高龄津贴 (80+)", "old-age allowance (80+)", acts="spending"),
+        lever=Lever("eligibility", "高龄津贴 (80+)", "old-age allowance (80+)"),
     )
     carer_allowance: float = param(
         0.0,
@@ -321,6 +319,16 @@ class ServiceParams:
         15.0,
         "assumed: care workers per team (1-15)",
         lever=Lever("teams", "每队护理员", "care workers per team", acts="supply"),
+    )
+    package_hours_by_state: tuple[float, ...] = param(
+        (0.0, 0.0, 13.0, 22.0, 30.0),
+        0.0,
+        120.0,
+        "assumed: hours a month of the home-care package bought through 12349, by assessed state "
+        "0-4, after Shanghai's LTCI home care: 3 / 5 / 7 one-hour visits a week at levels 2-3 / "
+        "4 / 5-6, about 13 / 22 / 30 h a month (validity_reference.csv; Hefei 2013: 26-35 h); "
+        "Taiyuan's packages not found (ranges 0, 0, 8-26, 13-44, 20-60)",
+        "h/month",
     )
     hours_per_staff: float = param(
         120.0, 60.0, 176.0, "assumed: productive client hours per worker per month", "h/month"

@@ -11,6 +11,7 @@ from typing import Any
 
 from sim.params.choice import ChoiceParams
 from sim.params.declare import Lever, ParamError, apply_overrides, describe, param, to_dict
+from sim.params.districts import DistrictParams
 from sim.params.fitted import FittedFileError, fitted_overrides, fitted_path
 from sim.params.policy import PolicyParams, ServiceParams
 
@@ -416,6 +417,7 @@ class Params:
     policy: PolicyParams = field(default_factory=lambda: _fitted("policy"))
     services: ServiceParams = field(default_factory=lambda: _fitted("services"))
     choice: ChoiceParams = field(default_factory=lambda: _fitted("choice"))
+    districts: DistrictParams = field(default_factory=lambda: _fitted("districts"))
 
     @classmethod
     def declared(cls) -> Params:
@@ -444,6 +446,7 @@ SECTIONS = {
     "policy": PolicyParams,
     "services": ServiceParams,
     "choice": ChoiceParams,
+    "districts": DistrictParams,
 }
 
 

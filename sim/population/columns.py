@@ -34,7 +34,8 @@ COLUMNS: dict[str, tuple[type, int]] = {
     "arrangement": (np.int8, 0),  # care.kinds.CARE_OPTIONS code; 0 = family care only
     "facility": (np.int32, -1),  # residential facility (bed) or day centre in use
     "queue_facility": (np.int32, -1),  # facility applied to, waiting
-    "queue_since": (np.int16, -1),  # month the application was made
+    "queue_since": (np.int16, NO_MONTH),  # month the application was made
+    "bed_since": (np.int16, NO_MONTH),  # month admitted to the bed in use
     "assessed": (np.int8, -1),  # health state at the last assessment (-1 never assessed)
     "voucher": (np.bool_, False),  # eligible for the home-care voucher
 }

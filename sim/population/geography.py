@@ -25,20 +25,11 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from sim.engine.districts import DISTRICTS
+
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
-DISTRICT_CODES: tuple[str, ...] = (
-    "Xiaodian",
-    "Yingze",
-    "Xinghualing",
-    "Jiancaoping",
-    "Wanbailin",
-    "Jinyuan",
-    "Qingxu",
-    "Yangqu",
-    "Loufan",
-    "Gujiao",
-)
+DISTRICT_CODES: tuple[str, ...] = tuple(name_en for _, _, name_en in DISTRICTS)
 """District ``name_en`` in code order: ``DISTRICT_CODES[code]``."""
 
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean radius; 1 degree of latitude = 111.195 km

@@ -46,10 +46,10 @@ COUNTS = (
     "deaths", "entrants", "widowed", "need_changed", "emigrants", "immigrants",
 )  # fmt: skip
 
-EVENT_NEED = 1  # care-need level or medical need changed (or a new entrant with a need)
+EVENT_NEED = 1  # care-need level or medical need changed
 EVENT_WIDOWED = 2  # spouse died: a carer is lost
 EVENT_DIED = 4  # died this month: bed, queue place and team slot are freed
-EVENT_REVIEW = 8  # periodic review of the care arrangement (once a year per person in need)
+EVENT_ARRIVED = 8  # an entrant or newcomer in need: decides about care on arrival
 EVENT_LEFT = 16  # moved out of Taiyuan this month (net out-migration): places are freed
 EVENT_SPOUSE_LEFT = 32  # a resident spouse moved out: a carer is lost
 EVENT_EXIT = EVENT_DIED | EVENT_LEFT  # no longer a resident
@@ -269,7 +269,6 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
     base, cells, cum, quiet, medical_remission, external_spouse_death, seed, month = tables
     n_events = n_needy = n_dead = 0
     last_m = _U(base.shape[1] - 1)
-    month_of_year = _U(month % 12)
     # Each row's draw is made one iteration ahead, before the branches of the row before, so
     # that its long multiply chain overlaps that row's work (and survives its mispredictions).
     u_next = keyed_uniform(seed, _S_LIFE, alive_idx[lo] if lo < hi else 0, month)
@@ -322,8 +321,8 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
         if NEED_LEVEL[h] > 0 or medical[r]:
             needy_part[lo + n_needy] = r
             n_needy += 1
-            if new or r % _U(12) == month_of_year:  # the yearly review is due
-                n_events = _mark(event, event_part, lo, n_events, r, EVENT_REVIEW)
+            if new:
+                n_events = _mark(event, event_part, lo, n_events, r, EVENT_ARRIVED)
         if not new:
             older = age_m[r] + 1
             age_m[r] = older
@@ -559,7 +558,7 @@ class MonthRates(NamedTuple):
 class PopulationMonth(NamedTuple):
     """What the population kernel produced for one month."""
 
-    event_rows: np.ndarray  # rows with an event (deaths, need changes, widowhood, reviews)
+    event_rows: np.ndarray  # rows with an event (deaths, need changes, widowhood, arrivals in need)
     needy: np.ndarray  # living rows in need (state 2+ or medical need), in key order
     counts: np.ndarray  # [district, COUNTS] of the month
     stock: np.ndarray  # the stock carried into the next month
