@@ -3,7 +3,7 @@ with the population stage, the projection variants scenarios/demography_low.toml
 
 Usage (from the repository root, after the README's install):
     .venv/bin/python calibration/calibrate.py [--scale 10] [--seed 1]
-        [--stages population,health,choice] [--report-seeds 5] [--report-only]
+        [--stages population,health,population,medical,choice] [--report-seeds 5] [--report-only]
 Progress goes to the terminal and to calibration/calibrate.log.
 """
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=10.0, help="persons per row (default 10)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the common random numbers")
-    parser.add_argument("--stages", default="population,health,population,choice")
+    parser.add_argument("--stages", default="population,health,population,medical,choice")
     parser.add_argument("--report-seeds", type=int, default=5)
     parser.add_argument("--report-only", action="store_true", help="only regenerate report.md")
     parser.add_argument("--out", type=Path, default=HERE, help="folder for fitted.toml and report")

@@ -59,7 +59,7 @@ def test_each_care_subsystem_writes_only_the_columns_it_declares() -> None:
         population = model.runner.population_month(model.month)
         month = CareMonth.open(
             model.month, population.event_rows, model.pop.event, population.needy,
-            model.n_districts,
+            population.counts,
         )  # fmt: skip
         for subsystem in model.care:
             before = _columns(model)

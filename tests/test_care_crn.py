@@ -1,8 +1,8 @@
 """Common random numbers in the care system, and CRN-paired policy directions (scale 100).
 
-CRN: adding beds to the public home with the longest queue must leave every health path and
-death month unchanged (health never depends on care in the model) and change the care of people
-who live near it (families look across district lines, by distance).
+CRN: adding beds to the public home with the longest queue must, with care's effects on health
+switched off (hazard ratios 1), leave every health path and death month unchanged, and change
+the care of people who live near it (families look across district lines, by distance).
 Directions (3 seeds, each scenario paired with the baseline of the same seed): doubling the
 integrated medical-care beds added never lowers the city's medical-care demand met over
 2019-2020; a higher private-home price never raises mean private-home occupancy over 2018-2020.
@@ -31,6 +31,9 @@ CRN_MONTHS = 36
 CRN_EXTRA_ROWS = 10  # +1,000 beds at scale 100 in one public home
 END = "2020-12"
 PRICE_BASE = Params().money.price_private_home
+NO_EFFECTS = Params().with_overrides(
+    {"health": {"unmet_need_death_hr": 1.0, "unmet_need_worsening_hr": 1.0}}
+)  # integrated_care_death_hr is 1.0 by default
 PRICE_HIGH = PRICE_BASE + 1000.0
 
 
@@ -101,7 +104,7 @@ def runs():
         base = CareModel(seed=seed, scale=SCALE)
         price = CareModel(seed=seed, scale=SCALE, params=price_params)
         if seed == CRN_SEED:
-            cheap = Params().with_overrides({"money": {"price_public_home": 600.0}})
+            cheap = NO_EFFECTS.with_overrides({"money": {"price_public_home": 600.0}})
             out["crn"] = _crn_pair(CareModel(seed=seed, scale=SCALE, params=cheap))
         base.run_until(END)
         price.run_until(END)
@@ -129,7 +132,7 @@ def runs():
     return out
 
 
-def test_crn_extra_beds_leave_health_and_deaths_identical(runs):
+def test_without_care_effects_extra_beds_leave_health_and_deaths_identical(runs):
     crn = runs["crn"]
     assert crn["health_diff_months"] == 0
     assert crn["alive_diff_months"] == 0

@@ -14,6 +14,7 @@ from sim.care.kinds import (
     FACILITY_KINDS,
     FAMILY,
     HOME,
+    MEDICAL,
     OPTION_RESIDENTIAL,
     PUBLIC,
 )
@@ -59,9 +60,8 @@ def test_gather_copies_the_columns_and_family_capacity(model: CareModel, which: 
 
 def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> None:
     """`_receive` lists each resident on home services as a request of their package's hours
-    (as far as the family leaves a gap), and as a medical request each resident with a medical
-    need not in a bed who is on home services or has no care need (the family doctor's visits),
-    against a numpy reference."""
+    (as far as the family leaves a gap), and those of them with a medical need again as a
+    medical request, against a numpy reference."""
     p, needy, residential = model.params, model.needy_rows, model.places.residential
     people = gather(model.pop, p, residential, needy)
     facility, arrangement = people.facility.astype(np.int64), people.arrangement
@@ -72,10 +72,8 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
     need = np.asarray(p.need.care_hours_by_state)[people.health]
     family = np.where(bed, 0.0, np.minimum(need, people.family))
     home = np.flatnonzero(in_use == HOME)
-    no_care_need = NEED_LEVEL[people.health] == 0
-    medical = np.flatnonzero(people.medical & ~bed & ((in_use == HOME) | no_care_need))
-    assert home.size > 0 and 0 < np.intersect1d(medical, home).size < home.size
-    assert (no_care_need[medical]).any()
+    medical = home[people.medical[home]]
+    assert home.size > 0 and 0 < medical.size < home.size
     package = np.asarray(p.services.package_hours_by_state)[people.health]
 
     places = _Places(model.places.table.kind, residential, np.zeros(1, dtype=bool))
@@ -93,6 +91,12 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
         nursing_subsidy=0.0,
         carer_allowance=0.0,
         month=0,
+        demand_min_state=3,
+        capable_homes=False,
+        hospital_month=0.0,
+        death_prob=np.zeros((2, 1, 5)),
+        death_multiplier=np.ones(6),
+        hospital_multiplier=np.ones(6),
     )
     care, requests = _new_care(needy.size), (_new_requests(needy.size), _new_requests(needy.size))
     counts = _receive(people, places, rates, needy, care, *requests)
@@ -116,7 +120,8 @@ def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
     pop, fac, needy, pol = model.pop, model.places.table, model.needy_rows, model.params.policy
     queued = pop.queue_facility[needy] >= 0
     events = np.zeros(0, dtype=np.int64)
-    month = CareMonth.open(model.month, events, pop.event, needy, model.n_districts)
+    counts = model.population.current.counts
+    month = CareMonth.open(model.month, events, pop.event, needy, counts)
     month.waiting = needy[queued]
     model.delivery.step(month)
     for subsystem in (model.places, model.teams, model.admission):
@@ -131,15 +136,16 @@ def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
 
     f = pop.facility[needy]
     bed = (f >= 0) & model.places.residential[np.maximum(f, 0)]
-    capable_bed = bed & model.places.market.medical_now[np.maximum(f, 0)]
     public = (f >= 0) & (fac.kind[np.maximum(f, 0)] == PUBLIC)
     health, income = pop.health[needy], pop.income[needy]
     dependent = health >= 3
     expected = {
         "in_need": by_district(NEED_LEVEL[health] > 0),
         "dependents": by_district(dependent),
-        "med_need": by_district(pop.medical[needy]),
-        "med_met_beds": by_district(pop.medical[needy] & capable_bed),
+        "med_demand": by_district(pop.medical[needy] & (health >= 3)),
+        "med_demand_met_beds": by_district(
+            pop.medical[needy] & (health >= 3) & (fac.kind[np.maximum(f, 0)] == MEDICAL) & bed
+        ),
         "queue": by_district(queued),
         "wait_sum": by_district(np.where(queued, model.month - pop.queue_since[needy], 0)),
         "spend_carer_allowance": by_district((dependent & (f < 0)) * pol.carer_allowance),
@@ -154,7 +160,7 @@ def test_tally_matches_a_count_from_the_columns(model: CareModel) -> None:
     }
     for name, value in expected.items():
         np.testing.assert_allclose(out[:, IDX[name]], value, rtol=1e-12, err_msg=name)
-    assert out[:, IDX["queue"]].sum() > 0 and out[:, IDX["med_met_beds"]].sum() > 0
+    assert out[:, IDX["queue"]].sum() > 0 and out[:, IDX["med_demand_met_beds"]].sum() > 0
     assert out[:, IDX["spend_public_homes"]].sum() > 0
     arrangements = out[:, [IDX[c] for c in ("n_family", "n_home", "n_community")]].sum(axis=1)
     beds = out[:, [IDX["n_institution"], IDX["n_medical_bed"]]].sum(axis=1)

@@ -16,6 +16,8 @@ import pytest
 
 from sim.core.model import CareModel
 from sim.engine.rng import Stream, uniforms
+from sim.params.sections import Params
+from sim.population.care_effects import N_STATUS, care_effects, scaled_probability
 from sim.population.columns import KERNEL_COLUMNS
 from sim.population.demography import N_AGES
 from sim.population.health import N_STATES
@@ -47,6 +49,7 @@ from sim.population.kernel import (
     Parts,
     _cell_tables,
     _quiet_table,
+    _worsened,
     month_kernel,
     step_population,
 )
@@ -95,8 +98,15 @@ def _serial_reference(inputs: dict) -> dict:
     alive, age_m, sex, district = a["alive"], a["age_m"], a["sex"], a["district"]
     health, medical, spouse, event = a["health"], a["medical"], a["spouse"], a["event"]
     entry_month, death_month, left_month = a["entry_month"], a["death_month"], a["left_month"]
-    death_prob, cum, onset = a["death_prob"], a["health_cum"], a["medical_onset"]
-    leave_prob = a["leave_prob"]
+    onset, leave_prob, effects = a["medical_onset"], a["leave_prob"], a["effects"]
+    # the tables of each care status (`care_effects`): the same transforms the kernel's tables
+    # make, so that the values compare exactly; checked on their own in test_care_effects.py
+    death_by_status = [
+        scaled_probability(a["death_prob"], m) if st else a["death_prob"]
+        for st, m in enumerate(effects.death)
+    ]
+    cum_by_status = [_worsened(a["health_cum"], m) for m in effects.worsening]
+    received = dict(zip(*(x.tolist() for x in a["care_received"]), strict=True))
     stock, flows, aged = a["stock"], a["flows"], a["aged"]
     living = alive_idx[:n_alive].copy()
     draws = {
@@ -125,6 +135,8 @@ def _serial_reference(inputs: dict) -> dict:
             stock[d, C_MEDICAL] += bool(medical[i])
         else:
             years = int(age_m[i]) // 12
+            status = received.get(i, 0)
+            death_prob, cum = death_by_status[status], cum_by_status[status]
             ai, s = min(years - 60, death_prob.shape[1] - 1), int(sex[i])
             u, p_death = draws[Stream.LIFE][i], death_prob[s, ai, h]
             p_exit = min(p_death + leave_prob[s, ai], 1.0)
@@ -163,11 +175,12 @@ def _serial_reference(inputs: dict) -> dict:
                 stock[d, C_STATE0 + h] -= 1
                 stock[d, C_STATE0 + new_h] += 1
             changed = NEED_LEVEL[new_h] != NEED_LEVEL[h]
+            cared = NEED_LEVEL[new_h] > 0  # a medical change is a need change with a care need
             if medical[i] and u < a["medical_remission"]:
-                medical[i], changed = False, True
+                medical[i], changed = False, changed or cared
                 stock[d, C_MEDICAL] -= 1
             elif not medical[i] and u < onset[new_h]:
-                medical[i], changed = True, True
+                medical[i], changed = True, changed or cared
                 stock[d, C_MEDICAL] += 1
             if spouse[i] == -2 and draws[Stream.SPOUSE][i] < a["external_spouse_death"]:
                 spouse[i] = -1
@@ -175,7 +188,7 @@ def _serial_reference(inputs: dict) -> dict:
             if changed:
                 mark(i, EVENT_NEED)
                 flows[d, C_NEED_CHANGED] += 1
-        if NEED_LEVEL[health[i]] > 0 or medical[i]:
+        if NEED_LEVEL[health[i]] > 0:
             needy.append(i)
             if new:
                 mark(i, EVENT_ARRIVED)
@@ -222,10 +235,30 @@ def months() -> list[dict]:
     return recorded
 
 
+def _with_care(inputs: dict) -> dict:
+    """The inputs with care received by a fifth of the living (every status code), and effects
+    far from 1, so that the status cells are exercised."""
+    a = dict(inputs)
+    living = a["alive_idx"][: a["n_alive"]]
+    rng = np.random.default_rng(a["month"] + 1)
+    rows = np.sort(rng.choice(living, living.size // 5, replace=False)).astype(np.int64)
+    a["care_received"] = (rows, rng.integers(0, N_STATUS, rows.size).astype(np.uint8))
+    strong = Params().with_overrides({"health": {
+        "unmet_need_death_hr": 1.9, "unmet_need_worsening_hr": 1.5,
+        "integrated_care_death_hr": 0.8,
+    }})  # fmt: skip
+    a["effects"] = care_effects(strong.health)
+    return a
+
+
 @pytest.mark.parametrize(("threads", "alone"), [(1, False), (2, False), (2, True)])
-def test_kernel_matches_serial_reference(months: list[dict], threads: int, alone: bool) -> None:
+@pytest.mark.parametrize("care", [False, True])
+def test_kernel_matches_serial_reference(
+    months: list[dict], threads: int, alone: bool, care: bool
+) -> None:
     for inputs in months:
         assert inputs["n_alive"] > 50 * N_CHUNKS
+        inputs = _with_care(inputs) if care else inputs
         _assert_same(_run_kernel(inputs, threads, alone), _serial_reference(inputs))
 
 
@@ -235,7 +268,11 @@ def test_quiet_intervals_are_quiet_in_the_row_arithmetic(months: list[dict]) -> 
     need in the kernel's own arithmetic, for every cell; and the table skips most rows."""
     a = months[0]
     _, cells, _ = _cell_tables(
-        a["death_prob"], a["leave_prob"], a["health_cum"], a["medical_onset"]
+        a["death_prob"],
+        a["leave_prob"],
+        a["health_cum"],
+        a["medical_onset"],
+        _with_care(a)["effects"],
     )
     quiet = _quiet_table(cells, a["medical_remission"])
     _, p, scale, low, high, stay_scale, onset = cells.T
@@ -300,6 +337,8 @@ def _couples(n_rows: int) -> dict:
         "external_spouse_death": 0.5,
         "seed": 9,
         "month": month,
+        "effects": care_effects(Params().health),
+        "care_received": (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint8)),
         "stock": stock,
         "flows": np.zeros_like(stock),
         "aged": np.zeros((3, 2), dtype=np.int64),

@@ -162,7 +162,7 @@ class _Person(NamedTuple):
     home_cover: float  # share of that gap the home-care package covers
     residential: float  # extra pull of residential options
     medical: bool  # medical need
-    closed: bool  # no care need: only family care (a medical need alone gets medical visits)
+    closed: bool  # no care need: only family care (or keep a place held)
     held: int  # the option of the bed or day place in use (-1 none): leaving it costs
     distance_weight: float  # of a facility's distance (less with a child elsewhere in the city)
 

@@ -1,6 +1,6 @@
 """Care delivered this month to everyone in need, and the raw KPI sums by district.
 
-Every resident in need (care-need level 1+ or a medical need, ~250 k rows in 2030) is visited
+Every resident needing care (care-need level 1+, state 2+; ~150 k rows in 2030) is visited
 each month. Their rows are scattered over the population (one in ~8 rows), so a pass that reads
 them there streams nearly whole columns from memory: `gather.gather` reads their
 columns and family care capacity once, after admissions, into compact arrays that every later
@@ -24,19 +24,24 @@ from sim.care.kinds import COMMUNITY, FAMILY, HOME, MEDICAL, OPTION_RESIDENTIAL,
 from sim.care.month import CareMonth
 from sim.care.places import Places
 from sim.care.teams import Teams, dispatch
-from sim.engine.calendar import EachYear
+from sim.engine.calendar import EachYear, decimal_year
 from sim.engine.jit import kernel, row_function
 from sim.engine.subsystem import Deferred, Subsystem
 from sim.kpis.registry import CARE_SUMS
 from sim.params.sections import Params
-from sim.population.columns import Population
-from sim.population.kernel import NEED_LEVEL
+from sim.population.care_effects import INTEGRATED, MET, NO_STATUS, UNMET, care_effects
+from sim.population.kernel import C_MEDICAL
+from sim.population.lifetable import AGE_MIN
+from sim.population.system import PopulationSystem
 
 IDX = {s.name: i for i, s in enumerate(CARE_SUMS)}
 _EPS = 1e-9  # hours: below this a shortfall is rounding, not unmet care
 
 # column indices as module constants, so the compiled tally sees them as literals
-_MED_NEED, _MED_MET, _MED_MET_BEDS = IDX["med_need"], IDX["med_met"], IDX["med_met_beds"]
+_MED_DEMAND, _MED_DEMAND_MET = IDX["med_demand"], IDX["med_demand_met"]
+_MED_DEMAND_MET_BEDS, _MED_BROAD_MET = IDX["med_demand_met_beds"], IDX["med_broad_met"]
+_HOSPITAL, _HOSPITAL_UNMET = IDX["hospital"], IDX["hospital_unmet"]
+_HOSPITAL_AVERTED, _DEATHS_UNMET = IDX["hospital_averted"], IDX["deaths_unmet"]
 _IN_NEED = IDX["in_need"]
 _N_FAMILY, _N_HOME, _N_COMMUNITY = IDX["n_family"], IDX["n_home"], IDX["n_community"]
 _N_INSTITUTION, _N_MEDICAL_BED = IDX["n_institution"], IDX["n_medical_bed"]
@@ -75,6 +80,12 @@ class _Rates(NamedTuple):
     nursing_subsidy: float
     carer_allowance: float
     month: int
+    demand_min_state: int  # the plan's medical-care demand: this state or worse, with the flag
+    capable_homes: bool  # a nursing home with medical service counts as integrated care
+    hospital_month: float  # hospital admissions a month of a person with a chronic condition
+    death_prob: np.ndarray  # monthly death probability [sex, age - 60, state] of the year
+    death_multiplier: np.ndarray  # by care status (`population.care_effects`)
+    hospital_multiplier: np.ndarray
 
 
 class _Care(NamedTuple):
@@ -89,6 +100,7 @@ class _Care(NamedTuple):
     granted: np.ndarray  # hours the teams grant
     med_granted: np.ndarray
     unmet_family_only: np.ndarray  # a dependent with unmet need and family care only
+    status: np.ndarray  # the care received, for the health of the months ahead (care_effects)
 
 
 class _Requests(NamedTuple):
@@ -130,6 +142,7 @@ def _new_care(n: int) -> _Care:
         granted=np.zeros(n),
         med_granted=np.zeros(n),
         unmet_family_only=np.empty(n, dtype=np.bool_),
+        status=np.empty(n, dtype=np.uint8),
     )
 
 
@@ -138,12 +151,11 @@ def _receive(
     people: Residents, places: _Places, rates: _Rates, needy: np.ndarray, care: _Care,
     home: _Requests, medical: _Requests,
 ) -> tuple[int, int]:  # fmt: skip
-    """Per person in need: hours needed, the arrangement actually in use, whether they hold a
-    bed or a day place, family hours, facility hours, and their requests to the teams (written to
-    `home` and `medical`; returns the number of each): those on home services ask for their
+    """Per person needing care: hours needed, the arrangement actually in use, whether they hold
+    a bed or a day place, family hours, facility hours, and their requests to the teams (written
+    to `home` and `medical`; returns the number of each): those on home services ask for their
     package's hours (as far as the family leaves a gap) and, with a medical need, medical visits
-    (integrated home care); those with a medical need and no care need ask for medical visits
-    (the family doctor's), whatever their arrangement.
+    (integrated home care).
 
     A resident who chose a home or centre but holds no place yet keeps family care only.
     """
@@ -165,7 +177,7 @@ def _receive(
             formal = min(rates.day_care_hours, need - family) if f >= 0 else 0.0
         care.family[k], care.formal[k] = family, formal
         h = np.uintp(people.health[k])
-        visits = people.medical[k] and not bed and (a == HOME or NEED_LEVEL[h] == 0)
+        visits = people.medical[k] and a == HOME
         med_request = rates.medical_hours if visits else 0.0
         care.med_request[k] = med_request
         row, d, voucher = needy[k], people.district[k], people.voucher[k]
@@ -177,6 +189,38 @@ def _receive(
             _add_request(medical, n_medical, k, row, d, med_request, voucher)
             n_medical += 1
     return n_home, n_medical
+
+
+@row_function
+def _status(dependent: bool, unmet: bool, integrated: bool) -> np.uint8:
+    """The care status code (`population.care_effects`)."""
+    adl = (UNMET if unmet else MET) if dependent else NO_STATUS
+    return np.uint8(adl + (INTEGRATED if integrated else 0))
+
+
+@row_function
+def _consequences(
+    people: Residents, rates: _Rates, k: int, d: np.uintp, chronic: bool, status: int,
+    out: np.ndarray,
+) -> None:  # fmt: skip
+    """Add person k's expected hospital admissions (with a chronic condition), those that unmet
+    need adds and integrated care averts, and the deaths unmet need adds (care_effects' ratios;
+    the kernel applies the death ratio two months later)."""
+    adl = status % INTEGRATED  # the status without integrated care
+    integrated = status - adl
+    hospital = rates.hospital_month * chronic
+    mult = rates.hospital_multiplier
+    out[d, _HOSPITAL] += hospital * mult[status]
+    if adl == UNMET:
+        out[d, _HOSPITAL_UNMET] += hospital * (mult[status] - mult[integrated + MET])
+        age = min(people.age_m[k] // 12 - AGE_MIN, rates.death_prob.shape[1] - 1)
+        p = rates.death_prob[np.uintp(people.sex[k]), np.uintp(age), np.uintp(people.health[k])]
+        dm = rates.death_multiplier
+        unmet_death = 1.0 - (1.0 - p) ** dm[status]
+        met_death = 1.0 - (1.0 - p) ** dm[integrated + MET]
+        out[d, _DEATHS_UNMET] += unmet_death - met_death
+    if integrated:
+        out[d, _HOSPITAL_AVERTED] += hospital * (mult[adl] - mult[status])
 
 
 @kernel
@@ -211,18 +255,25 @@ def _tally(
         capable_bed = bed & places.capable[place]
         med_request = care.med_request[k]
         team_medical = med_request > 0 and care.med_granted[k] >= med_request - _EPS
-        cared = NEED_LEVEL[np.uintp(health)] > 0  # a care need (not a medical need alone)
-        counts[d, _MED_NEED] += medical
-        counts[d, _MED_MET] += medical & (capable_bed | team_medical)
-        counts[d, _MED_MET_BEDS] += medical & capable_bed
-        counts[d, _IN_NEED] += cared
-        counts[d, _N_FAMILY] += cared & (in_use == FAMILY)
-        counts[d, _N_HOME] += cared & home
-        counts[d, _N_COMMUNITY] += cared & (in_use == COMMUNITY)
-        counts[d, _N_INSTITUTION] += cared & bed & (kind != MEDICAL)
-        counts[d, _N_MEDICAL_BED] += cared & (kind == MEDICAL)
+        integrated = medical & (
+            (kind == MEDICAL) | (capable_bed & rates.capable_homes) | team_medical
+        )
+        demand = medical & (health >= rates.demand_min_state)
+        counts[d, _MED_DEMAND] += demand
+        counts[d, _MED_DEMAND_MET] += demand & integrated
+        counts[d, _MED_DEMAND_MET_BEDS] += demand & (kind == MEDICAL)
+        counts[d, _MED_BROAD_MET] += integrated
+        counts[d, _IN_NEED] += 1
+        counts[d, _N_FAMILY] += in_use == FAMILY
+        counts[d, _N_HOME] += home
+        counts[d, _N_COMMUNITY] += in_use == COMMUNITY
+        counts[d, _N_INSTITUTION] += bed & (kind != MEDICAL)
+        counts[d, _N_MEDICAL_BED] += kind == MEDICAL
         counts[d, _DEPENDENTS] += dependent
         counts[d, _DEPENDENTS_UNMET] += dependent & (unmet > _EPS)
+        status = _status(dependent, unmet > _EPS, integrated)
+        care.status[k] = status
+        _consequences(people, rates, k, d, medical, status, out)
         out[d, _UNMET_HOURS] += unmet
         out[d, _FAMILY_HOURS] += family
         counts[d, _OVERLOADED] += family > rates.overload_hours
@@ -260,10 +311,12 @@ class PersonSums(NamedTuple):
     places: _Places
     rates: _Rates
     teams: _Teams
+    chronic: np.ndarray  # residents with a chronic condition by district (rows)
+    received: np.ndarray  # where the care status of `needy` goes (`CareStatus.record`)
 
     def add_to(self, out: np.ndarray) -> np.ndarray:
-        """Add the sums to out[district, CARE_SUMS]; returns the mask of dependents with unmet need
-        and family care only."""
+        """Add the sums to out[district, CARE_SUMS] and record the care received; returns the
+        mask of dependents with unmet need and family care only."""
         n, teams = self.needy.size, self.teams
         care = _new_care(n)
         home, medical = _new_requests(n), _new_requests(n)
@@ -277,6 +330,11 @@ class PersonSums(NamedTuple):
         counts = np.zeros(out.shape, dtype=np.int64)
         _tally(self.people, self.places, self.rates, care, out, counts)
         out[:, _COUNTED] = counts[:, _COUNTED]
+        chronic_needy = np.bincount(
+            self.people.district[self.people.medical].astype(np.int64), minlength=out.shape[0]
+        )
+        out[:, _HOSPITAL] += self.rates.hospital_month * (self.chronic - chronic_needy)
+        self.received[:] = care.status
         return care.unmet_family_only
 
 
@@ -293,11 +351,15 @@ class Delivery(Subsystem):
     the columns of those in need are gathered (`CareMonth.people`), and the per-person care,
     team dispatch and sums (`PersonSums`) are handed to the runner to complete."""
 
-    def __init__(self, params: Params, pop: Population, places: Places, teams: Teams, seed: int,
-                 scale: float):  # fmt: skip
-        self.params, self.pop, self.places, self.teams = params, pop, places, teams
+    def __init__(
+        self, params: Params, population: PopulationSystem, places: Places, teams: Teams,
+        seed: int, scale: float,
+    ):  # fmt: skip
+        self.params, self.population, self.places, self.teams = params, population, places, teams
+        self.pop = population.pop
         self.seed, self.scale = seed, scale
         self._poor_80plus = EachYear(self._count_poor_80plus)
+        self._effects = care_effects(params.health)
 
     def step(self, month: CareMonth) -> None:
         """Gather the columns of those in need (facilities, arrangements and queues are final);
@@ -331,6 +393,12 @@ class Delivery(Subsystem):
             nursing_subsidy=float(pol.nursing_subsidy),
             carer_allowance=float(pol.carer_allowance),
             month=int(month.month),
+            demand_min_state=int(p.need.medical_demand_min_state),
+            capable_homes=bool(p.need.capable_homes_integrated),
+            hospital_month=float(p.health.hospital_rate_chronic) / 12,
+            death_prob=self.population.death_probabilities(int(decimal_year(month.month))),
+            death_multiplier=self._effects.death,
+            hospital_multiplier=self._effects.hospital,
         )
         capacity = self.teams.hours(month.month) / self.scale
         share = p.services.medical_staff_share
@@ -340,7 +408,9 @@ class Delivery(Subsystem):
             seed=self.seed,
             month=int(month.month),
         )
-        sums = PersonSums(month.needy, month.people, places, rates, teams)
+        chronic = month.counts[:, C_MEDICAL].astype(np.float64)
+        received = self.population.care_status.record(month.month, month.needy)
+        sums = PersonSums(month.needy, month.people, places, rates, teams, chronic, received)
 
         def complete() -> None:
             month.unmet_family_only = sums.add_to(out)

@@ -31,6 +31,7 @@ class Residents(NamedTuple):
     """Population columns of the residents gathered (dtypes as there), and two household terms."""
 
     district: np.ndarray
+    sex: np.ndarray
     age_m: np.ndarray
     health: np.ndarray
     medical: np.ndarray
@@ -50,6 +51,7 @@ class _Columns(NamedTuple):
     """The population columns `Residents` copies besides the household's (`Households`)."""
 
     district: np.ndarray
+    sex: np.ndarray
     age_m: np.ndarray
     medical: np.ndarray
     voucher: np.ndarray
@@ -79,6 +81,7 @@ def gather(
 @row_function
 def _prefetch_columns(c: _Columns, i: np.uintp) -> None:
     prefetch(c.district, i)
+    prefetch(c.sex, i)
     prefetch(c.age_m, i)
     prefetch(c.medical, i)
     prefetch(c.voucher, i)
@@ -103,6 +106,7 @@ def _gather(h: Households, c: _Columns, rows: np.ndarray, out: Residents) -> Non
             prefetch_partner(h, np.uintp(rows[k + AHEAD]))
         i = np.uintp(rows[k])
         out.district[k] = c.district[i]
+        out.sex[k] = c.sex[i]
         out.age_m[k] = c.age_m[i]
         out.health[k] = h.health[i]
         out.medical[k] = c.medical[i]
@@ -123,6 +127,7 @@ def prefetch_resident(r: Residents, k: np.uintp) -> None:
     """Start loading entry k of the gathered columns, for passes that visit some entries only
     (the dependents among the residents in need, one in eight)."""
     prefetch(r.district, k)
+    prefetch(r.sex, k)
     prefetch(r.age_m, k)
     prefetch(r.health, k)
     prefetch(r.medical, k)

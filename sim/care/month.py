@@ -34,7 +34,8 @@ class CareMonth:
     month: int
     events: np.ndarray  # rows with an event this month (deaths, need changes, widowhood, arrivals)
     bits: np.ndarray  # their event bits (population.kernel.EVENT_*), aligned with `events`
-    needy: np.ndarray  # living rows in need (state 2+ or a medical need)
+    needy: np.ndarray  # living rows needing care (state 2+)
+    counts: np.ndarray  # [district, population.kernel.COUNTS]: the population's month
     sums: np.ndarray  # [district, CARE_SUMS]: the month's raw sums, filled by the results
     queued: np.ndarray = field(default_factory=_rows)  # in need and waiting for a bed, at start
     deciders: np.ndarray = field(default_factory=_rows)  # who decides (and is assessed)
@@ -50,7 +51,8 @@ class CareMonth:
 
     @classmethod
     def open(cls, month: int, events: np.ndarray, event_bits: np.ndarray, needy: np.ndarray,
-             n_districts: int) -> CareMonth:  # fmt: skip
-        """The month's context before any care subsystem has stepped."""
-        sums = np.zeros((n_districts, len(CARE_SUM_NAMES)))
-        return cls(month, events, event_bits[events], needy, sums)
+             counts: np.ndarray) -> CareMonth:  # fmt: skip
+        """The month's context before any care subsystem has stepped (`counts`: the
+        population's, [district, COUNTS])."""
+        sums = np.zeros((counts.shape[0], len(CARE_SUM_NAMES)))
+        return cls(month, events, event_bits[events], needy, counts, sums)

@@ -70,7 +70,7 @@ class CareModel(mesa.Model):
         self.assessment = Assessment(p, pop, self.places)
         self.choice = Choice(p, pop, self.places, self.teams, seed)
         self.admission = Admission(pop, self.places, seed)
-        self.delivery = Delivery(p, pop, self.places, self.teams, seed, scale)
+        self.delivery = Delivery(p, self.population, self.places, self.teams, seed, scale)
         self.diagnostics = Diagnostics(self.choice, self.places)
         # the care system's month, in order (each step reads what the earlier ones recorded)
         care = (
@@ -96,7 +96,7 @@ class CareModel(mesa.Model):
             self._counts.append(population.counts)
             self._sums.append(no_care)
             spin_up = CareMonth.open(
-                month, population.event_rows, self.pop.event, population.needy, self.n_districts
+                month, population.event_rows, self.pop.event, population.needy, population.counts
             )
             for subsystem in self.care:
                 subsystem.step(spin_up)
@@ -113,7 +113,7 @@ class CareModel(mesa.Model):
         """One calendar month: the population's, then each care subsystem's in order."""
         population = self.runner.population_month(self.month)
         month = CareMonth.open(
-            self.month, population.event_rows, self.pop.event, population.needy, self.n_districts
+            self.month, population.event_rows, self.pop.event, population.needy, population.counts
         )
         for subsystem in self.care:
             subsystem.step(month)
@@ -163,7 +163,7 @@ class CareModel(mesa.Model):
 
     @property
     def needy_rows(self) -> np.ndarray:
-        """Living rows in need (state 2+ or a medical need) this month, in key order."""
+        """Living rows needing care (state 2+) this month, in key order."""
         return self.population.current.needy
 
     # -- agents -------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 Pipelined (`Runner.run`): while the main thread runs this month's care, one worker thread runs
 next month's population kernel (`start_ahead`, on other copies of the columns it writes) and
 then completes the results this month handed over (`complete`). This is safe only if no care
-subsystem writes a column the population reads while it runs ahead: the runner checks the
-subsystems' declared `writes` against the population's `reads_ahead` when it is built, and
+subsystem writes a column the population reads while it runs ahead, and if the population reads
+what care results tell it (the care received, which changes health) no sooner than
+`PIPELINE_LAG` months later: the month ahead starts before this month's care and its deferred
+results, which the worker runs after it. The runner checks the subsystems' declared `writes`
+against the population's `reads_ahead`, and the population's `care_lag`, when it is built, and
 refuses to pipeline otherwise. Results are identical to running the months one at a time.
 """
 
@@ -16,9 +19,14 @@ from typing import Any, Protocol
 
 from sim.engine.subsystem import Deferred, Subsystem
 
+# months: the kernel of month m runs before month m - 1's deferred results (and after month
+# m - 2's, which the worker runs first and `Runner.population_month` waits for)
+PIPELINE_LAG = 2
+
 
 class PipelineError(RuntimeError):
-    """A care subsystem writes a column the population reads while it runs a month ahead."""
+    """A care subsystem writes a column the population reads while it runs a month ahead, or
+    the population reads the care results sooner than a pipelined run has them."""
 
 
 class AheadMonth(Protocol):
@@ -30,6 +38,7 @@ class PipelinedPopulation(Protocol):
     """What the runner needs of the population subsystem."""
 
     reads_ahead: frozenset[str]  # columns its month ahead reads while this month's care runs
+    care_lag: int  # months from a month's care results to the kernel month that reads them
 
     def month(self, month: int) -> Any:
         """Run `month` on this thread; returns the month's result."""
@@ -46,7 +55,13 @@ class PipelinedPopulation(Protocol):
 
 
 def check_independent(population: PipelinedPopulation, care: Sequence[Subsystem]) -> None:
-    """Raise PipelineError if a care subsystem writes a column the month ahead reads."""
+    """Raise PipelineError if a care subsystem writes a column the month ahead reads, or if the
+    population reads the care results sooner than `PIPELINE_LAG` months later."""
+    if care and population.care_lag < PIPELINE_LAG:
+        raise PipelineError(
+            f"the population reads the care received {population.care_lag} month(s) later; a "
+            f"pipelined run has it {PIPELINE_LAG} months later"
+        )
     for subsystem in care:
         clash = subsystem.writes & population.reads_ahead
         if clash:
@@ -72,6 +87,8 @@ class Runner:
         """The population's `month` (taken over from the month ahead if one ran); within a
         pipelined run, start the next month ahead."""
         ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            self._results_done(keep=PIPELINE_LAG - 1)  # the care results the month ahead reads
         result = self.population.month(month) if ahead is None else self.population.adopt(ahead)
         if self._worker is not None and self._pipelined and month < self._last:
             self._ahead = self.population.start_ahead(month + 1, self._worker)
@@ -96,6 +113,13 @@ class Runner:
         finally:
             finishing = self._stop()
         for done in finishing:
+            done.result()
+
+    def _results_done(self, keep: int) -> None:
+        """Wait for every month's deferred results but the last `keep` months' (adopting a month
+        ahead runs its remaining chunks on this thread, which must not read the care results of
+        a month the worker has not completed)."""
+        for done in self._finishing[: max(len(self._finishing) - keep, 0)]:
             done.result()
 
     def _stop(self) -> list[Future]:

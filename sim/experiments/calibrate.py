@@ -3,10 +3,11 @@
 Staged so each stage is fast: 1. population (the entry share and net migration at 60+, solved
 jointly on the deterministic projection, the stochastic model's expected value, to the 2020
 census 60+ and the 2021 deaths: `demography_fit`), 2. health levels (the census 'unable' level
-fed to sim/population/health.py, so the *simulated* 2020 level hits the target), 3. care choice
-(a common shift of the residential constants). The scalar moments are matched with
-scipy.optimize.brentq on model runs that reuse the same seed: common random numbers make the
-objective a monotone step function, so the root search is stable.
+fed to sim/population/health.py, so the *simulated* 2020 level hits the target), 3. the level of
+chronic conditions needing regular medical care (the odds of the medical flag, to the 2015 survey
+of the aged), 4. care choice (a common shift of the residential constants). The scalar moments
+are matched with scipy.optimize.brentq on model runs that reuse the same seed: common random
+numbers make the objective a monotone step function, so the root search is stable.
 
 Targets have a role (calibration/targets.csv): 'fit' rows are what the fits may read, 'validate'
 rows are kept out of every fit (`fit` refuses them) and only reported. The model does not read
@@ -137,6 +138,8 @@ def statistics(
     model.run_until("2021-12")
     frame = model.metrics()
     city = frame[frame["district"] == "Taiyuan"].set_index("month")
+    survey = city.loc["2015-07"]  # the stock on 2015-08-01 (the 2015 survey of the aged)
+    stats["multimorbidity_60plus_2015"] = float(survey["medical_need"] / survey["residents_60plus"])
     census = city.loc["2020-10"]  # the stock on 2020-11-01
     stats["pop_60plus_2020"] = float(census["residents_60plus"])
     stats["deaths_60plus_2021"] = float(city.loc["2021-01":"2021-12", "deaths"].sum())
@@ -201,6 +204,13 @@ def _scale_levels(field: str) -> Callable[[Params, float], Params]:
     return apply
 
 
+def _scale_odds(p: Params, x: float) -> Params:
+    """The declared chronic-condition prevalence by state with its odds times x."""
+    base = np.asarray(Params.declared().health.medical_need_prevalence)
+    odds = base / (1 - base) * x
+    return p.with_overrides({"health": {"medical_need_prevalence": list(odds / (1 + odds))}})
+
+
 def _shift_residential(p: Params, x: float) -> Params:
     base = list(Params.declared().choice.constants)
     return p.with_overrides({"choice": {"constants": [*base[:3], *(c + x for c in base[3:])]}})
@@ -229,6 +239,14 @@ STAGES: dict[str, list[Moment]] = {
             "health.unable_selfcare_pct (x factor)",
             (0.5, 2.0),
             _scale_levels("unable_selfcare_pct"),
+        ),
+    ],
+    "medical": [
+        Moment(
+            "multimorbidity_60plus_2015",
+            "health.medical_need_prevalence (odds x factor)",
+            (0.2, 5.0),
+            _scale_odds,
         ),
     ],
     "choice": [
@@ -377,6 +395,7 @@ def fitted_toml(params: Params, targets_path: Path, method: str, value: float) -
             "",
             "[params.health]",
             f"unable_selfcare_pct = {fmt(h.unable_selfcare_pct)}",
+            f"medical_need_prevalence = {fmt(h.medical_need_prevalence)}",
             "",
             "[params.choice]",
             f"constants = {fmt(c.constants)}",

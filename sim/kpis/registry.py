@@ -26,6 +26,14 @@ Kind = Literal["share", "count", "amount", "rate"]
 
 PLAN = "太原市民政事业发展'十三五'规划 (2016-2020), 四(二)"
 INPUT_NOTE = "set by the supply schedule (a lever), not a model outcome"
+MEDICAL_DEMAND = (
+    "the plan's 医养服务需求: residents partially or fully dependent with a chronic condition "
+    "needing regular medical care"
+)
+INTEGRATED_CARE = (
+    "integrated care: a bed of an integrated medical-care institution, or home care with "
+    "medical visits granted in full"
+)
 
 # Dimensions of the diagnostics: why a dependent goes without formal care, why a bed stands empty
 # (the first binding reason, in this order; `sim.care.choice` computes them).
@@ -62,9 +70,16 @@ class RawSum:
 
 
 CARE_SUMS: tuple[RawSum, ...] = (
-    RawSum("med_need", "residents with a medical need", True),
-    RawSum("med_met", "of them, with medical care (a capable bed or the teams)", True),
-    RawSum("med_met_beds", "of them, in a medically capable bed", True),
+    RawSum(
+        "med_demand", "the plan's medical-care demand: dependency and a chronic condition", True
+    ),
+    RawSum("med_demand_met", "of them, with integrated care", True),
+    RawSum("med_demand_met_beds", "of them, in an integrated bed", True),
+    RawSum("med_broad_met", "residents with a chronic condition, with integrated care", True),
+    RawSum("hospital", "hospital admissions expected of those with a chronic condition"),
+    RawSum("hospital_unmet", "of them, attributable to unmet need for daily help"),
+    RawSum("hospital_averted", "hospital admissions averted by integrated care"),
+    RawSum("deaths_unmet", "deaths expected, attributable to unmet need for daily help"),
     RawSum("beds_public", "public nursing-home beds open (beds)"),
     RawSum("beds_private", "private nursing-home beds open (beds)"),
     RawSum("beds_medical", "integrated medical-care beds open (beds)"),
@@ -241,12 +256,23 @@ KPIS: tuple[KPI, ...] = (
     _population("emigrants", "迁出人数", "residents moving out of Taiyuan", "fitted"),
     _population("immigrants", "迁入人数", "residents 60+ moving in", "fitted"),
     _population("need_changed", "照护需求变化人数", "need changed", "outcome"),
+    KPI("medical_care_demand", "医养服务需求 (人)", "medical-care demand (persons)", "persons",
+        "count", "outcome", _persons("med_demand"),
+        source=f"{MEDICAL_DEMAND}; the definition is need.medical_demand_min_state and "
+        "need.capable_homes_integrated", views=_views("series map")),
     KPI("medical_care_demand_met", "医养服务需求满足率", "medical-care demand met", "share",
-        "share", "outcome", _share("med_met", "med_need"), "higher", 0.80, ">=",
-        f"{PLAN}: integrated capacity meets about 80% of demand", _views("key series map")),
+        "share", "outcome", _share("med_demand_met", "med_demand"), "higher", 0.80, ">=",
+        f"{PLAN}: integrated capacity meets about 80% of demand. Demand: {MEDICAL_DEMAND}; met: "
+        f"{INTEGRATED_CARE}", _views("key series map")),
     KPI("medical_care_demand_met_beds_only", "医养服务需求满足率 (仅床位)",
-        "medical-care demand met by beds only", "share", "share", "outcome",
-        _share("med_met_beds", "med_need"), "higher"),
+        "medical-care demand met by integrated beds", "share", "share", "outcome",
+        _share("med_demand_met_beds", "med_demand"), "higher",
+        source=f"{MEDICAL_DEMAND}, in an integrated bed"),
+    KPI("medical_care_demand_met_broad", "医养服务需求满足率 (广义)",
+        "medical-care demand met, broad (all with a chronic condition)", "share", "share",
+        "outcome", _share("med_broad_met", "medical_need"), "higher",
+        source=f"everyone with a chronic condition needing regular medical care (the medical "
+        f"flag, multimorbidity), met by {INTEGRATED_CARE}", views=_views("series")),
     KPI("beds_public", "公办床位", "public beds", "beds", "count", "input", _rows("beds_public"),
         source=INPUT_NOTE),
     KPI("beds_private", "民办床位", "private beds", "beds", "count", "input",
@@ -310,6 +336,22 @@ KPIS: tuple[KPI, ...] = (
         views=_views("key series map")),
     KPI("unmet_care_hours", "未满足照护小时", "unmet care hours", "hours/month", "amount",
         "outcome", _persons("unmet_hours"), "lower"),
+    KPI("deaths_attributable_unmet", "未满足需求导致的死亡 (预期)",
+        "deaths attributable to unmet need (expected)", "persons/month", "amount", "outcome",
+        _persons("deaths_unmet"), "lower",
+        source="expected excess deaths of dependents with unmet need over the same people with "
+        "their need met (health.unmet_need_death_hr), applied two months later",
+        views=_views("series")),
+    KPI("hospital_admissions", "住院人次 (预期)", "hospital admissions (expected)",
+        "persons/month", "amount", "outcome", _persons("hospital"), "lower",
+        source="residents with a chronic condition at health.hospital_rate_chronic (CHARLS), "
+        "times the ratios for unmet need and integrated care", views=_views("series")),
+    KPI("hospital_admissions_attributable_unmet", "未满足需求导致的住院 (预期)",
+        "hospital admissions attributable to unmet need (expected)", "persons/month", "amount",
+        "outcome", _persons("hospital_unmet"), "lower"),
+    KPI("hospital_admissions_averted_integrated", "医养结合避免的住院 (预期)",
+        "hospital admissions averted by integrated care (expected)", "persons/month", "amount",
+        "outcome", _persons("hospital_averted"), "higher"),
     KPI("family_care_hours", "家庭照护小时", "family care hours", "hours/month", "amount",
         "outcome", _persons("family_hours")),
     KPI("carers_overloaded", "超负荷家庭照护者", "family carers overloaded", "persons",

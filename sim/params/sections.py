@@ -168,11 +168,15 @@ class HealthParams:
         "CLHLS partial-dependent recovery rate (no source separates them)",
     )
     medical_need_prevalence: tuple[float, ...] = param(
-        (0.03, 0.08, 0.35, 0.75, 0.95),
+        (0.42, 0.485, 0.645, 0.745, 0.815),
         0.0,
-        1.0,
-        "assumed: share with a chronic condition needing regular medical supervision, by state "
-        "(no Taiyuan source; ranges 0-0.1, 0-0.2, 0.2-0.5, 0.5-0.9, 0.8-1)",
+        0.99,
+        "a chronic condition needing regular medical care, taken as multimorbidity (two or more "
+        "chronic conditions), by health state 0-4. The level is fitted (calibration stage "
+        "'medical') to the 60+ in 2015: 50.5% multimorbid (4th Sample Survey of the Aged "
+        "Population 2015, n=224,142; CHARLS 2015: 49.6%; validity_reference.csv); the gradient "
+        "by state is assumed (odds 1, 1.3, 2.5, 4, 6 relative to 'healthy'; no survey by "
+        "dependency found; ranges 0.2-0.6, 0.3-0.7, 0.4-0.85, 0.5-0.95, 0.6-0.98)",
     )
     dependency_onset_trend: float = param(
         0.0,
@@ -186,11 +190,69 @@ class HealthParams:
         "1/year",
     )
     medical_need_remission_per_month: float = param(
-        1 / 60,
+        1 / 120,
         1 / 240,
         1 / 12,
-        "assumed: chronic need resolves after 5 years on average",
+        "assumed: multimorbidity rarely resolves; once in 10 years on average (range 1/240-1/12)",
         "1/month",
+    )
+
+    unmet_need_death_hr: float = param(
+        1.10,
+        1.0,
+        1.96,
+        "death hazard of a dependent whose needs for help with daily activities go unmet, "
+        "relative to met: about +10% 3-year mortality with unmet long-term-care need (CLHLS "
+        "65+, Zhen et al. 2015; validity_reference.csv); range to 1.96 (NLTCS, He et al. 2015, "
+        "1 ADL disability)",
+    )
+    unmet_need_worsening_hr: float = param(
+        1.10,
+        1.0,
+        1.5,
+        "assumed: hazard of a partially dependent person with unmet need becoming fully "
+        "dependent, relative to met (no source found; taken as the mortality ratio; range "
+        "1.0-1.5)",
+    )
+    integrated_care_death_hr: float = param(
+        1.0,
+        0.8,
+        1.0,
+        "assumed 1.0: death hazard with integrated medical care relative to without (no causal "
+        "Chinese estimate found; CLHLS's 1.25 for living in an institution, Feng et al. 2017, "
+        "reflects who moves in; range 0.8-1.0)",
+    )
+    reference_unmet_share: float = param(
+        0.45,
+        0.2,
+        0.9,
+        "assumed: share of dependents with unmet need in the populations the life table and the "
+        "transition rates describe; the met and unmet ratios average 1 at it (range 0.2-0.9: "
+        "NLTCS 21%, this model's 2016-2020 figure about 0.45, Nanjing 2017 93% incl. IADL; "
+        "validity_reference.csv)",
+    )
+    hospital_rate_chronic: float = param(
+        0.339,
+        0.2,
+        0.5,
+        "hospital admissions a year of older people with two or more chronic diseases (CHARLS "
+        "2011-2020, Fan et al. 2024; validity_reference.csv)",
+        "1/year",
+    )
+    unmet_need_hospital_rr: float = param(
+        1.14,
+        1.01,
+        1.28,
+        "hospital admissions with insufficient help for daily activities relative to sufficient "
+        "(NLTCS, Xu et al. 2012, HR 1.14, CI 1.01-1.28; validity_reference.csv)",
+    )
+    integrated_care_hospital_rr: float = param(
+        0.78,
+        0.6,
+        1.0,
+        "hospital admissions with integrated medical care relative to without: the 医养结合 "
+        "pilots' difference-in-differences, -0.0738 on 0.339 a year for two or more chronic "
+        "diseases (CHARLS, Fan et al. 2024; validity_reference.csv); range 0.6-1.0",
     )
 
     def settings(self, max_hazard: float) -> HealthSettings:
@@ -285,6 +347,23 @@ class NeedParams:
         "assumed: medical supervision needed per month by a person with medical "
         "need (a visit a week)",
         "h/month",
+    )
+    medical_demand_min_state: int = param(
+        3,
+        2,
+        4,
+        "definition: the plan's medical-care demand (医养服务需求) counts those with a chronic "
+        "condition needing regular medical care in this health state or worse (3 = partially "
+        "dependent: dependency together with a condition, as the plan's 6,700 beds for about "
+        "80% imply some 8,400 people)",
+    )
+    capable_homes_integrated: bool = param(
+        False,
+        0,
+        1,
+        "definition: whether a nursing home with medical service counts as integrated care "
+        "(false: only the integrated institutions' beds, which the plan's 6,700 counts, and "
+        "medical care delivered with home care)",
     )
 
 

@@ -32,6 +32,12 @@ import numpy as np
 
 from sim.engine.jit import fetch_add, kernel, row_function
 from sim.engine.rng import Stream, keyed_uniform
+from sim.population.care_effects import (
+    DEPENDENT_STATE,
+    N_STATUS,
+    CareEffects,
+    scaled_probability,
+)
 from sim.population.demography import AGE_MIN
 from sim.population.health import STATE_NAMES
 
@@ -46,7 +52,7 @@ COUNTS = (
     "deaths", "entrants", "widowed", "need_changed", "emigrants", "immigrants",
 )  # fmt: skip
 
-EVENT_NEED = 1  # care-need level or medical need changed
+EVENT_NEED = 1  # care-need level changed, or the medical need of someone with a care need
 EVENT_WIDOWED = 2  # spouse died: a carer is lost
 EVENT_DIED = 4  # died this month: bed, queue place and team slot are freed
 EVENT_ARRIVED = 8  # an entrant or newcomer in need: decides about care on arrival
@@ -128,12 +134,17 @@ class Source(NamedTuple):
 
 
 class _Tables(NamedTuple):
-    """This month's tables (`_cell_tables`, `_quiet_table`), rates and keys of the draws."""
+    """This month's tables (`_cell_tables`, `_quiet_table`), rates and keys of the draws, and
+    the care received `care_effects.LAG` months before: sorted rows and their status codes
+    (the cells of status s lie `block * s` past those of status 0)."""
 
     base: np.ndarray
     cells: np.ndarray
     cum: np.ndarray
     quiet: np.ndarray
+    block: int
+    status_rows: np.ndarray
+    status: np.ndarray
     medical_remission: float
     external_spouse_death: float
     seed: int
@@ -145,34 +156,68 @@ def _cell_tables(
     leave_prob: np.ndarray,
     health_cum: np.ndarray,
     medical_onset: np.ndarray,
+    effects: CareEffects,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The monthly tables in the form the row loop reads fastest; cell = (sex, age, state).
+    """The monthly tables in the form the row loop reads fastest; cell = (care status, sex, age,
+    state).
 
-    base[sex, age in months]: the cell of state 0, by lookup instead of `min(age_m // 12 - 60,
-    n_ages - 1)` (ages are >= 60, entrants being 60; the last age holds everyone older, as in
-    the tables). cells[cell]: what nearly every row reads, side by side: death probability, the
-    probability of death or moving out (leave_prob[sex, age] added), the interval
-    [stay_low, stay_high) of the health uniform that keeps the state, the medical-need
+    base[sex, age in months]: the cell of state 0 and status 0, by lookup instead of
+    `min(age_m // 12 - 60, n_ages - 1)` (ages are >= 60, entrants being 60; the last age holds
+    everyone older, as in the tables). cells[cell]: what nearly every row reads, side by side:
+    death probability, the probability of death or moving out (leave_prob[sex, age] added), the
+    interval [stay_low, stay_high) of the health uniform that keeps the state, the medical-need
     onset of the state, and the reciprocals that turn u into v and v into w by a multiplication
     (0 where the interval is empty and never used). cum[cell, to]: the cumulative transition row,
-    for the few who change state. Copies of the same float64 values, so every comparison is
-    exactly the one made on the original tables.
+    for the few who change state. Each care status (`care_effects`) has a block of cells with
+    the death hazard and the hazard of partial to full dependency scaled by its multipliers;
+    status 0 (no status) is the tables as given. Copies of the same float64 values, so every
+    comparison is exactly the one made on the original tables.
     """
     n_sex, n_ages, n_states = death_prob.shape
     months = np.arange((AGE_MIN + n_ages) * 12)
     age = np.minimum(np.maximum(months // 12 - AGE_MIN, 0), n_ages - 1)
     base = (np.arange(n_sex)[:, None] * n_ages + age[None, :]) * n_states
+    cells, cums = [], []
+    for status in range(N_STATUS):
+        cum = _worsened(health_cum, effects.worsening[status])
+        died = scaled_probability(death_prob, effects.death[status]) if status else death_prob
+        cells.append(_status_cells(died, leave_prob, cum, medical_onset))
+        cums.append(np.ascontiguousarray(cum, dtype=np.float64).reshape(-1, n_states))
+    return base.astype(np.uint32), np.concatenate(cells), np.concatenate(cums)
+
+
+def _status_cells(
+    death_prob: np.ndarray, leave_prob: np.ndarray, health_cum: np.ndarray, onset: np.ndarray
+) -> np.ndarray:
+    """One status's block of `cells` (see `_cell_tables`), [sex * age * state, _N_CELL]."""
+    n_states = death_prob.shape[2]
     states = np.arange(n_states)
-    cells = np.empty((n_sex, n_ages, n_states, _N_CELL))
+    cells = np.empty((*death_prob.shape, _N_CELL))
     cells[..., _P_DEATH] = death_prob
     cells[..., _P_EXIT] = np.minimum(death_prob + leave_prob[:, :, None], 1.0)
     cells[..., _SURVIVAL_SCALE] = _reciprocal(1.0 - cells[..., _P_EXIT])
     cells[..., _STAY_LOW] = np.where(states > 0, health_cum[:, :, states, states - 1], 0.0)
     cells[..., _STAY_HIGH] = health_cum[:, :, states, states]
     cells[..., _STAY_SCALE] = _reciprocal(cells[..., _STAY_HIGH] - cells[..., _STAY_LOW])
-    cells[..., _ONSET] = medical_onset
-    cum = np.ascontiguousarray(health_cum, dtype=np.float64).reshape(-1, n_states)
-    return base.astype(np.uint32), cells.reshape(-1, _N_CELL), cum
+    cells[..., _ONSET] = onset
+    return cells.reshape(-1, _N_CELL)
+
+
+def _worsened(health_cum: np.ndarray, multiplier: float) -> np.ndarray:
+    """`health_cum` with the hazard of partial to full dependency times `multiplier`: the
+    probability taken from staying partially dependent (the table itself for 1)."""
+    if multiplier == 1.0:
+        return health_cum
+    cum = health_cum.copy()
+    row = cum[:, :, DEPENDENT_STATE]  # cumulative over `to`, from partial dependency
+    p = np.diff(row, prepend=0.0, axis=-1)
+    full = DEPENDENT_STATE + 1
+    moved = scaled_probability(p[..., full], multiplier)
+    moved = np.minimum(moved, p[..., DEPENDENT_STATE] + p[..., full])
+    p[..., DEPENDENT_STATE] += p[..., full] - moved
+    p[..., full] = moved
+    cum[:, :, DEPENDENT_STATE] = np.cumsum(p, axis=-1)
+    return cum
 
 
 def _quiet_table(cells: np.ndarray, medical_remission: float) -> np.ndarray:
@@ -266,9 +311,13 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
     the sizes (event rows, needy rows, deaths)."""
     alive_idx, _, age_m, sex, district, health, medical, spouse = columns[:8]
     entry_month, _, _, event = columns[8:]
-    base, cells, cum, quiet, medical_remission, external_spouse_death, seed, month = tables
+    base, cells, cum, quiet, block, status_rows, status = tables[:7]
+    medical_remission, external_spouse_death, seed, month = tables[7:]
     n_events = n_needy = n_dead = 0
     last_m = _U(base.shape[1] - 1)
+    # the care received (sorted rows): walked alongside the chunk's rows, which are in key order
+    j = np.searchsorted(status_rows, alive_idx[lo]) if lo < hi else 0
+    n_status = status_rows.size
     # Each row's draw is made one iteration ahead, before the branches of the row before, so
     # that its long multiply chain overlaps that row's work (and survives its mispredictions).
     u_next = keyed_uniform(seed, _S_LIFE, alive_idx[lo] if lo < hi else 0, month)
@@ -283,7 +332,10 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
             _count_new(counts, d, h, _U(age_m[r]), medical[r])
         else:
             age_months = _U(age_m[r])
-            cell = _U(base[_U(sex[r]), min(age_months, last_m)]) + h
+            while j < n_status and status_rows[j] < r:
+                j += 1
+            received = status[j] if j < n_status and status_rows[j] == r else 0
+            cell = _U(base[_U(sex[r]), min(age_months, last_m)]) + h + _U(received) * _U(block)
             q = _U(2) * cell + _U(medical[r])
             changed = False
             if not quiet[q, 0] <= u < quiet[q, 1]:  # else alive, same state, same medical need
@@ -304,21 +356,22 @@ def _step_chunk(lo, hi, columns, tables, event_part, needy_part, dead_part, coun
                     changed = NEED_LEVEL[new_h] != NEED_LEVEL[h]
                     cell = cell - h + new_h
                     h = new_h
+                cared = NEED_LEVEL[h] > 0  # a medical change matters to care with a care need
                 if medical[r]:
                     if w < medical_remission:
                         medical[r] = False
                         counts[d, C_MEDICAL] -= 1
-                        changed = True
+                        changed = changed or cared
                 elif w < cells[cell, _ONSET]:
                     medical[r] = True
                     counts[d, C_MEDICAL] += 1
-                    changed = True
+                    changed = changed or cared
             if spouse[r] == -2 and keyed_uniform(seed, _S_SPOUSE, r, month) < external_spouse_death:
                 n_events = _mark(event, event_part, lo, n_events, r, EVENT_WIDOWED)  # merge: -1
             if changed:
                 n_events = _mark(event, event_part, lo, n_events, r, EVENT_NEED)
                 counts[d, C_NEED_CHANGED] += 1
-        if NEED_LEVEL[h] > 0 or medical[r]:
+        if NEED_LEVEL[h] > 0:
             needy_part[lo + n_needy] = r
             n_needy += 1
             if new:
@@ -553,13 +606,15 @@ class MonthRates(NamedTuple):
     external_spouse_death: float
     seed: int
     month: int
+    effects: CareEffects  # hazard multipliers by care status
+    care_received: tuple[np.ndarray, np.ndarray]  # (rows, status) of care_effects.LAG months ago
 
 
 class PopulationMonth(NamedTuple):
     """What the population kernel produced for one month."""
 
     event_rows: np.ndarray  # rows with an event (deaths, need changes, widowhood, arrivals in need)
-    needy: np.ndarray  # living rows in need (state 2+ or medical need), in key order
+    needy: np.ndarray  # living rows needing care (state 2+), in key order
     counts: np.ndarray  # [district, COUNTS] of the month
     stock: np.ndarray  # the stock carried into the next month
 
@@ -570,7 +625,7 @@ class KernelOutputs(NamedTuple):
     C_DEATHS..] counts this month's events; aged[district, 0/1] the people turning 65 / 80 at the
     end of the month (added to the stock before the month's counts are taken). event_rows
     receives the rows whose `event` bits were set this month (each row once, in no particular
-    order), needy the living rows with a care need (state 2+) or a medical need, in key order;
+    order), needy the living rows with a care need (state 2+), in key order;
     each needs room for n_alive rows (buffers kept from month to month: `month` copies them
     out)."""
 
@@ -608,14 +663,18 @@ def month_kernel(
     people die. For the outputs see `KernelOutputs`, for `source` see `MonthKernel`.
     """
     base, cells, cum = _cell_tables(
-        rates.death_prob, rates.leave_prob, rates.health_cum, rates.medical_onset
+        rates.death_prob, rates.leave_prob, rates.health_cum, rates.medical_onset, rates.effects
     )
     remission = float(rates.medical_remission)
+    status_rows, status = rates.care_received
     tables = _Tables(
         base=base,
         cells=cells,
         cum=cum,
         quiet=_quiet_table(cells, remission),
+        block=cells.shape[0] // N_STATUS,
+        status_rows=status_rows,
+        status=status,
         medical_remission=remission,
         external_spouse_death=float(rates.external_spouse_death),
         seed=int(rates.seed),

@@ -20,6 +20,7 @@ import numpy as np
 from sim.engine.calendar import EachYear, decimal_year
 from sim.engine.subsystem import Subsystem
 from sim.params.sections import Params
+from sim.population.care_effects import LAG, CareStatus, care_effects
 from sim.population.columns import KERNEL_COLUMNS, Population
 from sim.population.demography import AGE_MIN, N_AGES
 from sim.population.geography import Geography
@@ -55,6 +56,8 @@ class PopulationSystem(Subsystem):
 
     # the kernel writes these in existing rows; entrants are new rows, past every other's
     writes = frozenset(KERNEL_COLUMNS)
+    # the care received reaches the kernel this many months later (`care_effects`)
+    care_lag = LAG
     # what the month ahead reads while this month's care runs: the kernel's columns
     reads_ahead = frozenset(
         ("alive_idx", "alive", "age_m", "sex", "district", "health", "medical", "spouse",
@@ -69,6 +72,8 @@ class PopulationSystem(Subsystem):
         self._lists = Parts(2)  # the kernel's event and needy rows, copied out after its merge
         self._parts: Parts | None = None  # the month ahead's kernel buffers, inside a run
         self.current: PopulationMonth | None = None
+        self.care_status = CareStatus()  # the care received, recorded by the care system
+        self._effects = care_effects(params.health)
 
     def init(self) -> None:
         self.tables = build_tables(self.params.health.settings(self.params.demography.max_hazard))
@@ -156,6 +161,8 @@ class PopulationSystem(Subsystem):
             external_spouse_death=1 - np.exp(-self.params.households.external_spouse_hazard / 12),
             seed=self.seed,
             month=month,
+            effects=self._effects,
+            care_received=self.care_status.for_kernel(month),
         )
 
     def death_probabilities(self, year: int) -> np.ndarray:
