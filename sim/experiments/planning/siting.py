@@ -1,14 +1,17 @@
 """`eldercare site`: where to put the new community centres and urban day-care centres so that they
 cover as much of the simulated need as possible, and how that compares with the plan's allocation.
 
-Demand: the model's urban residents in need at the end of a chosen year, per urban community
-(the synthetic neighbourhood points of `population.geography`), weighted by the care hours they
-need a month (`need.care_hours_by_state` by health state, plus `need.medical_hours` for a medical
-need): derived from the run. Candidate sites: the urban communities, where the model puts these
-centres. Within reach: straight-line km within a radius, by default the model's own
-(`services.community_radius_km` = 1 km, the plan's 500-1,000 m for urban centres, also the upper
-end of GB 50180-2018's 15-minute life circle of 800-1,000 m; `services.day_care_radius_km` =
-0.5 km, the plan's 200-500 m for urban day care).
+Demand: the model's urban residents with a care need (health state 2 or worse, those the care
+system serves) at the end of a chosen year, per urban community (the synthetic neighbourhood
+points of `population.geography`), weighted by the care hours they need a month
+(`need.care_hours_by_state` by health state, plus `need.medical_hours` for those of them with a
+chronic condition needing regular medical care, which integrated home care adds): derived from
+the run. A chronic condition alone (half the 60+, multimorbidity) is no need for these centres.
+Candidate sites: the urban communities, where the model puts these centres. Within reach:
+straight-line km within a radius, by default the model's own (`services.community_radius_km` =
+1 km, the plan's 500-1,000 m for urban centres, also the upper end of GB 50180-2018's 15-minute
+life circle of 800-1,000 m; `services.day_care_radius_km` = 0.5 km, the plan's 200-500 m for
+urban day care).
 
 Methods (PySAL): the maximal covering location problem (spopt MCLP) places the same number of
 new centres the scenario's schedule opens by that year, the existing ones kept; the location
@@ -213,7 +216,8 @@ class Demand:
 
 
 def community_demand(model) -> Demand:
-    """The need of the model's living urban residents per urban community (in persons)."""
+    """The need of the model's living urban residents with a care need per urban community (in
+    persons): care hours by state, plus medical hours for those with a chronic condition."""
     geo, pop, need = model.places.geo, model.pop, model.params.need
     nb = geo.neighbourhoods
     n = len(nb)
@@ -221,8 +225,8 @@ def community_demand(model) -> Demand:
     for state, h in enumerate(need.care_hours_by_state):
         if h:
             hours += h * pop.count_living(pop.urban & (pop.health == state), pop.neigh, n)
-    hours += need.medical_hours * pop.count_living(pop.urban & pop.medical, pop.neigh, n)
-    in_need = pop.urban & ((pop.health >= 2) | pop.medical)
+    in_need = pop.urban & (pop.health >= 2)
+    hours += need.medical_hours * pop.count_living(in_need & pop.medical, pop.neigh, n)
     persons = pop.count_living(in_need, pop.neigh, n).astype(float)
     comm = np.flatnonzero((nb["kind"] == "community").to_numpy())
     return Demand(
