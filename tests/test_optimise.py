@@ -206,6 +206,129 @@ def test_more_trials_extend_the_same_search(tmp_path: Path) -> None:
     assert len(keys) == len(set(keys))
 
 
+# A constraint no candidate can meet (beds per 1,000 far beyond any lever) beside one they all
+# meet: reported as unreachable, the Pareto set is of the candidates meeting the other, and the
+# candidate closest to the constraints is re-run on new seeds.
+UNREACHABLE = """
+name = "unreachable"
+scenario = "plan_2016_2020"
+seeds = [1, 2]
+validation_seeds = [7]
+recheck = { scale = 1000, seeds = [8] }
+until = "2016-12"
+scale = 1000
+trials = 6
+batch = 3
+
+[levers]
+"policy.private_beds_added" = [0, 30000]
+"money.price_private_home" = [1500.0, 6000.0]
+
+[[objectives]]
+kpi = "spending_total"
+direction = "minimise"
+
+[[objectives]]
+kpi = "beds_per_1000"
+month = "2016-12"
+
+[[constraints]]
+kpi = "beds_per_1000"
+month = "2016-12"
+target = 500.0
+
+[[constraints]]
+kpi = "unmet_need_share"
+month = "2016-12"
+target = 1.0
+"""
+
+
+def test_a_constraint_no_candidate_meets_is_reported_and_the_closest_rechecked(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    outcome = run_optimise(load_spec(_spec(tmp_path, UNREACHABLE)), out, progress=False)
+    spec = outcome.spec
+    assert outcome.chosen is None and not outcome.any_feasible
+    assert outcome.unreachable == [0]
+    # the Pareto set: the non-dominated candidates meeting the other constraint
+    assert outcome.front and all(c.feasible(spec, ignore=[0]) for c in outcome.front)
+    best = max(c.objectives(spec)[1] for c in outcome.candidates)
+    closest = outcome.closest
+    assert closest is not None and closest.objectives(spec)[1] == best
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["chosen"] is None and summary["closest"] == closest.number
+    assert summary["unreachable"] == ["beds_per_1000 2016-12 Taiyuan"]
+    again = summary["recheck"]
+    assert again["role"] == "closest" and again["trial"] == closest.number
+    assert not again["feasible"] and again["held"]["beds_per_1000 2016-12 Taiyuan"] == 0.0
+    assert 0 < again["values"]["beds_per_1000 2016-12 Taiyuan"]["mean"] < 500
+    assert set(summary["phase_seconds"]) == {"search", "recheck", "rule"}
+    # at equal service the rule is still compared: the cheapest candidate at least as good on
+    # service that holds each constraint as often as the rule
+    cmp = summary["rule"]
+    if cmp["match"] is not None:
+        m = cmp["match"]
+        assert all(m["service"][k] >= v for k, v in cmp["rule_service"].items())
+        assert m["saving"] == pytest.approx(cmp["rule_cost"] - m["cost"])
+        assert all(m["held"][k] >= v for k, v in cmp["rule_held"].items())
+    page = (out / "optimise.html").read_text(encoding="utf-8")
+    assert "None reached" in page and f"number {closest.number}" in page
+
+
+def test_targets_at_the_rule_are_the_rules_values_on_the_same_runs(tmp_path: Path) -> None:
+    text = UNREACHABLE.replace("target = 500.0", 'target = "rule"').replace(
+        "target = 1.0", 'target = "rule"\ndistrict = "each"'
+    )
+    out = tmp_path / "out"
+    outcome = run_optimise(load_spec(_spec(tmp_path, text)), out, progress=False)
+    spec, rule = outcome.spec, outcome.rule
+    assert rule is not None and all(c.target is not None for c in spec.constraints)
+    n = len(spec.objectives)
+    runs = list(rule.runs["search"].values())
+    for j, c in enumerate(spec.constraints):
+        worst = np.nanmin if c.goal == ">=" else np.nanmax
+        # the rule's worst district (with a value), averaged over its runs
+        assert c.target == pytest.approx(np.mean([worst(r[n + j]) for r in runs]))
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["target"] for c in summary["constraints"]] == [c.target for c in spec.constraints]
+    assert "the rule&#x27;s value on the same runs" in (out / "optimise.html").read_text("utf-8")
+    # resumed: the same targets from the journal, nothing run again
+    lines = (out / JOURNAL).read_text().count("\n")
+    again = run_optimise(load_spec(tmp_path / "spec.toml"), out, progress=False)
+    assert again.spec.constraints == spec.constraints
+    assert (out / JOURNAL).read_text().count("\n") == lines
+    with pytest.raises(ScenarioError, match="needs the rule"):
+        load_spec_text(text.replace("batch = 3", "batch = 3\nrule = false"))
+
+
+def test_the_report_section_reads_the_folder_in_both_languages(tmp_path: Path) -> None:
+    from sim.experiments.planning.section import optimise_section
+    from sim.experiments.results import OutputError
+
+    out = tmp_path / "out"
+    outcome = run_optimise(
+        load_spec(_spec(tmp_path, SMALL.replace("trials = 12", "trials = 4"))), out,
+        progress=False,
+    )  # fmt: skip
+    zh = optimise_section(out, "zh")
+    en = optimise_section(out, "en")
+    assert zh.startswith("<section") and zh.endswith("</section>")
+    assert "优化结果" in zh and "帕累托前沿" in zh and "Optimisation" in en
+    assert "data:image/png;base64," in zh and "data:image/png;base64," in en
+    if outcome.chosen is not None:
+        assert f"candidate {outcome.chosen.number}" in en
+        assert f"第 {outcome.chosen.number} 号候选" in zh
+    for d in outcome.spec.decisions:
+        assert f"<code>{d.name}</code>" in en
+    assert "40 beds per 1,000" in en and "每千名老人 40 张床位" in zh
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(OutputError, match="no eldercare optimise output"):
+        optimise_section(empty)
+
+
 def _journal_lines(out: Path) -> int:
     path = out / JOURNAL
     return len(path.read_bytes().splitlines()) if path.exists() else 0

@@ -45,10 +45,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "running": ("优化中", "Optimising"),
     "pareto": ("帕累托前沿 (支出与服务)", "Pareto set (spending against service)"),
     "chosen": ("选定方案", "Chosen plan"),
-    "none": (
-        "没有候选方案满足全部约束; 显示违约最少的方案。",
-        "No candidate meets every constraint; shown: the least violation.",
+    "none": ("没有候选方案满足全部约束。", "No candidate meets every constraint."),
+    "unreachable": (
+        "在杠杆范围内没有候选方案达到: ",
+        "No candidate reaches, within the levers' ranges: ",
     ),
+    "closest": ("最接近约束的方案", "Closest to the constraints"),
     "allocation": ("选定方案的分区结果", "The chosen plan by district"),
     "export": ("下载选定方案 (情景 TOML)", "Download the chosen plan (scenario TOML)"),
     "rule": ("每千名老人40张床位规则", "the 40 beds per 1,000 rule"),
@@ -126,6 +128,7 @@ def panel_spec(req: PanelRequest):
                 "probability": 0.9,
             }
         )
+    data.pop("recheck", None)  # the full-city re-run is the command line's
     data.update(
         constraints=constraints,
         seeds=[req.seed],
@@ -170,15 +173,17 @@ def run_panel(
     except Cancelled:
         return None
     frame = None
-    if outcome.chosen is not None:
-        sc = loads_scenario(outcome.scenario_text(outcome.chosen, req.seed), "chosen")
+    shown = outcome.chosen or outcome.closest
+    if shown is not None:
+        sc = loads_scenario(outcome.scenario_text(shown, req.seed), "chosen")
         frame = simulate(sc.params, req.seed, req.scale, spec.until)
     return PanelResult(outcome, frame, chart_png(outcome))
 
 
 @solara.component
 def PanelResultView(res: PanelResult, lang: str = DEFAULT_LANG):
-    """The Pareto chart, the chosen plan, its districts on the map, the download."""
+    """The Pareto chart, the chosen plan (or, if none meets every constraint, the closest), its
+    districts on the map, the download."""
     from sim.app.components import choropleth_svg, district_values
 
     outcome = res.outcome
@@ -187,7 +192,10 @@ def PanelResultView(res: PanelResult, lang: str = DEFAULT_LANG):
     solara.Text(t("pareto", lang), style="font-weight: bold")
     solara.Image(res.png)
     if not outcome.any_feasible:
-        solara.Warning(t("none", lang))
+        unreachable = "; ".join(spec.constraints[j].label for j in outcome.unreachable)
+        solara.Warning(
+            t("none", lang) + (f" {t('unreachable', lang)}{unreachable}" if unreachable else "")
+        )
     front = outcome.table()
     solara.DataFrame(front[front["pareto"] | (front["trial"] == "rule")], items_per_page=10)
     cmp = outcome.rule_comparison()
@@ -196,11 +204,12 @@ def PanelResultView(res: PanelResult, lang: str = DEFAULT_LANG):
             f"{t('saving', lang)} ({t('rule', lang)}): {cmp['match']['saving_share']:.1%}",
             classes=["optimise-saving"],
         )
-    if outcome.chosen is None or res.frame is None:
+    chosen = outcome.chosen or outcome.closest
+    if chosen is None or res.frame is None:
         return
-    chosen = outcome.chosen
     values = ", ".join(f"{k} = {v:,.4g}" for k, v in chosen.values.items())
-    solara.Text(f"{t('chosen', lang)}: #{chosen.number}: {values}", classes=["optimise-chosen"])
+    what = t("chosen" if chosen is outcome.chosen else "closest", lang)
+    solara.Text(f"{what}: #{chosen.number}: {values}", classes=["optimise-chosen"])
     solara.Text(t("allocation", lang), style="font-weight: bold")
     names = {tr(k, lang): k for k in MAP_KPIS}
     solara.Select(

@@ -9,14 +9,16 @@ each replaced whole when a resumed or extended search finishes again.
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import asdict
 from pathlib import Path
 
-from sim.experiments.planning.output import Outcome, chart_png, render_page
+from sim.experiments.planning.output import Outcome, chart_png
 from sim.experiments.planning.search import (
     RECHECK,
     RULE,
@@ -34,9 +36,12 @@ from sim.experiments.planning.search import (
     rule_overrides,
     search,
     search_done,
+    unreachable,
 )
-from sim.experiments.planning.spec import OptimiseSpec, decision_overrides
+from sim.experiments.planning.section import optimise_section
+from sim.experiments.planning.spec import OptimiseSpec, decision_overrides, with_rule_targets
 from sim.experiments.results import (
+    read_manifest,
     temp_path,
     undo,
     write_csv_atomic,
@@ -47,10 +52,22 @@ from sim.experiments.results import (
 
 def optimise(spec: OptimiseSpec, runner: Runner) -> Outcome:
     """Search, confirm the feasible Pareto candidates on the validation seeds (the chosen plan:
-    the cheapest confirmed one), re-run the chosen plan at the recheck scale on new seeds, and
-    run the rule on the search's runs."""
+    the cheapest confirmed one), re-run the chosen plan at the recheck scale on new seeds (if no
+    candidate met every constraint: the closest one, to see whether it misses them there too),
+    and run the rule on the search's runs."""
     t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(phase: str) -> None:
+        seconds[phase] = time.perf_counter() - t0 - sum(seconds.values())
+
+    rule_runs = None
+    if any(c.rule_target for c in spec.constraints):  # equal service: the rule's values first
+        rule_runs = _rule(spec, runner)
+        spec = runner.spec = with_rule_targets(spec, list(rule_runs.values()))
+        lap(RULE)
     cands = search(spec, runner)
+    lap(SEARCH)
     front = pareto(spec, cands)
     feasible = [c for c in front if c.feasible(spec)]
     if spec.validation_seeds and feasible:
@@ -60,20 +77,36 @@ def optimise(spec: OptimiseSpec, runner: Runner) -> Outcome:
         done = runner.run(VALIDATE, jobs, checks)
         for c in feasible:
             c.runs[VALIDATE] = done[c.number]
+        lap(VALIDATE)
     chosen = next(
         (c for c in feasible if VALIDATE not in c.runs or c.feasible(spec, VALIDATE)), None
     )
-    if chosen is not None and spec.recheck_seeds:
+    closest = None
+    if chosen is None and front and not feasible:
+        closest = min(front, key=lambda c: (c.shortfall(spec), front.index(c)))
+    again = chosen or closest
+    if again is not None and spec.recheck_seeds:
         runs = [(v, s) for v, _ in spec.variants for s in spec.recheck_seeds]
         runner.planned(len(runs))
-        job = [(chosen.number, chosen.values, decision_overrides(spec, chosen.values))]
-        chosen.runs[RECHECK] = runner.run(RECHECK, job, runs, spec.recheck_scale)[chosen.number]
+        job = [(again.number, again.values, decision_overrides(spec, again.values))]
+        again.runs[RECHECK] = runner.run(RECHECK, job, runs, spec.recheck_scale)[again.number]
+        lap(RECHECK)
     rule = None
     if spec.rule_beds_per_1000:
-        runner.planned(len(spec.evaluations))
-        done = runner.run(RULE, [(RULE_TRIAL, {}, rule_overrides(spec))], spec.evaluations)
-        rule = Candidate(RULE_TRIAL, {}, {SEARCH: done[RULE_TRIAL]})
-    return Outcome(spec, cands, front, chosen, rule, time.perf_counter() - t0)
+        if rule_runs is None:
+            rule_runs = _rule(spec, runner)
+            lap(RULE)
+        rule = Candidate(RULE_TRIAL, {}, {SEARCH: rule_runs})
+    return Outcome(
+        spec, cands, front, chosen, rule, time.perf_counter() - t0, closest=closest,
+        unreachable=unreachable(spec, cands), phase_seconds=seconds,
+    )  # fmt: skip
+
+
+def _rule(spec: OptimiseSpec, runner: Runner) -> dict:
+    """The plan's rule on the search's runs: measures by (variant, seed)."""
+    runner.planned(len(spec.evaluations))
+    return runner.run(RULE, [(RULE_TRIAL, {}, rule_overrides(spec))], spec.evaluations)[RULE_TRIAL]
 
 
 def run_optimise(
@@ -111,10 +144,8 @@ def run_optimise(
 
 def write_outputs(outcome: Outcome, out: Path, rule: dict | None) -> None:
     """Write (replace) every output of the search; the candidates folder as a whole."""
-    png = chart_png(outcome)
     write_csv_atomic(outcome.table(), out / "trials.csv")
-    _write_bytes(out / "pareto.png", png)
-    write_text_atomic(out / "optimise.html", render_page(outcome, png))
+    _write_bytes(out / "pareto.png", chart_png(outcome))
     if outcome.chosen is not None:
         write_text_atomic(out / "chosen.toml", outcome.scenario_text(outcome.chosen))
     if rule is not None:
@@ -124,11 +155,16 @@ def write_outputs(outcome: Outcome, out: Path, rule: dict | None) -> None:
         "any_feasible": outcome.any_feasible,
         "pareto": [c.number for c in outcome.front],
         "rule": outcome.rule_comparison(),
+        "closest": outcome.closest.number if outcome.closest else None,
+        "unreachable": [outcome.spec.constraints[j].label for j in outcome.unreachable],
+        "constraints": [asdict(m) for m in outcome.spec.constraints],  # targets resolved
         "recheck": outcome.recheck(),
         "seconds": outcome.seconds,
+        "phase_seconds": outcome.phase_seconds,
         "runs": len(outcome.spec.evaluations) * len(outcome.candidates),
     }
     write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "optimise.html", render_page(out, "en"))
     folder = out / "candidates"
     tmp = temp_path(folder)
     tmp.mkdir()
@@ -142,6 +178,24 @@ def write_outputs(outcome: Outcome, out: Path, rule: dict | None) -> None:
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def render_page(out: Path, lang: str = "en") -> str:
+    """The optimisation in `out` as one self-contained HTML page (optimise.html): the report
+    section (`section.optimise_section`) on its own."""
+    style = (
+        "body{font-family:'WenQuanYi Micro Hei','Noto Sans CJK SC',sans-serif;max-width:1200px;"
+        "margin:auto;padding:0 16px}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;vertical-align:top}img{max-width:100%}"
+        ".note{color:#555;font-size:13px}"
+    )
+    name = read_manifest(out)["name"]
+    title = f"Taiyuan elderly care: {name}" if lang == "en" else f"太原市养老服务：{name}"
+    return (
+        f"<!doctype html><html lang='{'en' if lang == 'en' else 'zh-CN'}'><head>"
+        f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>"
+        f"<body>{optimise_section(out, lang)}</body></html>"
+    )
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -161,18 +215,30 @@ def summary_lines(outcome: Outcome) -> list[str]:
         f"{', '.join(str(c.number) for c in outcome.front)}"
     ]
     if not outcome.any_feasible:
-        lines.append("no candidate met the constraints (the Pareto set shows the least violation)")
-    if outcome.chosen is not None:
-        values = ", ".join(f"{k} = {v:,.6g}" for k, v in outcome.chosen.values.items())
-        cost = outcome.chosen.objectives(spec)[0]
-        lines.append(f"chosen: trial {outcome.chosen.number}: {values}")
-        lines.append(f"  {spec.objectives[0].label} = {cost:,.6g}")
+        lines.append("no candidate met every constraint")
+        if outcome.unreachable:
+            names = "; ".join(spec.constraints[j].label for j in outcome.unreachable)
+            lines.append(
+                f"  none met: {names} (infeasible within the levers' bounds, as far as the search "
+                "saw); the Pareto set is of the candidates meeting the other constraints"
+            )
+        else:
+            lines.append("  the Pareto set shows the least violation")
+    shown = outcome.chosen or outcome.closest
+    if shown is not None:
+        values = ", ".join(f"{k} = {v:,.6g}" for k, v in shown.values.items())
+        what = "chosen" if shown is outcome.chosen else "closest to the constraints"
+        lines.append(f"{what}: trial {shown.number}: {values}")
+        for m, v in zip(spec.objectives, shown.objectives(spec), strict=True):
+            lines.append(f"  {m.label} = {v:,.6g}")
     again = outcome.recheck()
     if again is not None:
         lines.append(
             f"  re-run at scale {again['scale']:g} on seeds {again['seeds']}: constraints held in "
             + ", ".join(f"{v:.0%}" for v in again["held"].values())
-            + f" of the runs: {'meets' if again['feasible'] else 'does not meet'} them"
+            + f" of the runs: {'meets' if again['feasible'] else 'does not meet'} them ("
+            + "; ".join(f"{k}: mean {v['mean']:,.4g}" for k, v in again["values"].items())
+            + ")"
         )
     cmp = outcome.rule_comparison()
     if cmp is not None:
@@ -184,7 +250,7 @@ def summary_lines(outcome: Outcome) -> list[str]:
             m = cmp["match"]
             lines.append(
                 f"  at equal service trial {m['trial']}: {m['cost']:,.6g} "
-                f"({m['saving_share']:.1%} less)"
+                f"({abs(m['saving_share']):.1%} {'less' if m['saving'] >= 0 else 'more'})"
             )
     return lines
 

@@ -1,6 +1,7 @@
 """What an optimisation reports: the table of candidates, the Pareto set (cost against service),
 the chosen plan confirmed on new seeds, the comparison with the plan's beds-per-1,000 rule at
-equal service, each Pareto candidate as a scenario file, a chart and an HTML section.
+equal service, each Pareto candidate as a scenario file and a chart. The report section (Chinese
+or English) is `section.optimise_section`, read from the folder.
 
 Every figure is a model outcome: the mean over the runs (variants x seeds) at the spec's scale,
 or the share of those runs in which a constraint holds.
@@ -8,10 +9,8 @@ or the share of those runs in which a constraint holds.
 
 from __future__ import annotations
 
-import base64
-import html
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,6 +32,9 @@ class Outcome:
     chosen: Candidate | None
     rule: Candidate | None
     seconds: float = 0.0
+    closest: Candidate | None = None  # no candidate met every constraint: the nearest one
+    unreachable: list[int] = field(default_factory=list)  # constraints no candidate met
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
 
     @property
     def any_feasible(self) -> bool:
@@ -65,36 +67,52 @@ class Outcome:
         return row
 
     def recheck(self) -> dict[str, Any] | None:
-        """The chosen plan re-run at the recheck scale on new seeds (None: not run)."""
-        c, spec = self.chosen, self.spec
+        """The chosen plan (or, if no candidate met every constraint, the closest one) re-run at
+        the recheck scale on new seeds: its objectives, the share of runs in which each
+        constraint holds, and each constraint's value in its deciding district (mean, min, max
+        over the runs). None: not run."""
+        c, spec = self.chosen or self.closest, self.spec
         if c is None or RECHECK not in c.runs:
             return None
         labels = [m.label for m in spec.objectives]
+        values = {
+            m.label: {"mean": float(np.mean(v)), "min": float(np.min(v)), "max": float(np.max(v))}
+            for m, v in zip(spec.constraints, c.decisive_values(spec, RECHECK), strict=True)
+        }
         return {
+            "trial": c.number,
+            "role": "chosen" if c is self.chosen else "closest",
             "scale": spec.recheck_scale,
             "seeds": list(spec.recheck_seeds),
+            "runs": len(c.runs[RECHECK]),
             "objectives": dict(zip(labels, c.objectives(spec, RECHECK), strict=True)),
             "held": {m.label: h for m, h in zip(spec.constraints, c.held(spec, RECHECK),
                                                 strict=True)},
+            "values": values,
             "feasible": c.feasible(spec, RECHECK),
         }  # fmt: skip
 
     def rule_comparison(self) -> dict[str, Any] | None:
-        """The rule against the cheapest Pareto candidate at least as good on every service
-        objective (the objectives after the first) and feasible: 'at equal service'."""
+        """The rule against the cheapest candidate that gives at least its service: at least as
+        good on every service objective (the objectives after the first), and either feasible or
+        holding each constraint in at least the share of runs the rule does ('at equal
+        service'; this also compares when no candidate meets every constraint)."""
         if self.rule is None:
             return None
         spec = self.spec
         cost = spec.objectives[0]
         rule = self.rule.objectives(spec)
+        rule_held = self.rule.held(spec)
         sign = [1 if m.goal == "minimise" else -1 for m in spec.objectives]
 
         def as_good(c: Candidate) -> bool:
             mine = c.objectives(spec)
-            return all(s * mine[i] <= s * rule[i] for i, s in enumerate(sign) if i > 0)
+            service = all(s * mine[i] <= s * rule[i] for i, s in enumerate(sign) if i > 0)
+            held = all(h >= r for h, r in zip(c.held(spec), rule_held, strict=True))
+            return service and (c.feasible(spec) or held)
 
-        matches = [c for c in self.front if c.feasible(spec) and as_good(c)]
-        best = min(matches, key=lambda c: sign[0] * c.objectives(spec)[0], default=None)
+        matches = [c for c in self.candidates if as_good(c)]
+        best = min(matches, key=lambda c: (sign[0] * c.objectives(spec)[0], c.number), default=None)
         out: dict[str, Any] = {
             "ratio": spec.rule_beds_per_1000,
             "cost_label": cost.label,
@@ -103,9 +121,7 @@ class Outcome:
                 zip([m.label for m in spec.objectives[1:]], rule[1:], strict=True)
             ),
             "rule_feasible": self.rule.feasible(spec),
-            "rule_held": dict(
-                zip([m.label for m in spec.constraints], self.rule.held(spec), strict=True)
-            ),
+            "rule_held": dict(zip([m.label for m in spec.constraints], rule_held, strict=True)),
             "match": None,
         }
         if best is not None:
@@ -114,6 +130,8 @@ class Outcome:
                 "trial": best.number,
                 "cost": got[0],
                 "service": dict(zip(out["rule_service"], got[1:], strict=True)),
+                "held": dict(zip(out["rule_held"], best.held(spec), strict=True)),
+                "feasible": best.feasible(spec),
                 "saving": rule[0] - got[0],
                 "saving_share": (rule[0] - got[0]) / rule[0] if rule[0] else float("nan"),
             }
@@ -214,115 +232,3 @@ def _axis(m) -> str:
     kpi = BY_NAME[m.kpi]
     unit = "yuan" if m.stat == "sum" and kpi.unit == "yuan/month" else kpi.unit
     return f"{m.label} ({unit}, {m.goal})"
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        return {True: "yes", False: "no", None: "—"}[None if value is None else bool(value)]
-    if isinstance(value, (int, float, np.floating, np.integer)):
-        return f"{value:,.4g}" if value == value else "—"
-    return html.escape(str(value))
-
-
-def report_section(outcome: Outcome, png: bytes) -> str:
-    """The optimisation as an HTML fragment (a section of a report)."""
-    spec = outcome.spec
-    table = outcome.table()
-    front = table[table["pareto"]]
-    levers = "".join(
-        f"<li><code>{html.escape(d.name)}</code> in [{d.lo:,g}, {d.hi:,g}]"
-        f"{' (sum over its years)' if len(d.elements) > 1 else ''}</li>"
-        for d in spec.decisions
-    )
-    goals = "".join(f"<li>{m.goal} {html.escape(m.label)}</li>" for m in spec.objectives)
-    goals += "".join(
-        f"<li>{html.escape(m.label)} {m.goal} {m.target:g} with probability ≥ {m.probability:g}"
-        "</li>"
-        for m in spec.constraints
-    )
-    variants = ", ".join(name for name, _ in spec.variants)
-    parts = [
-        f"<section class='optimise'><h2>Optimisation: {html.escape(spec.name)}</h2>",
-        f"<p>{html.escape(spec.description)}</p>",
-        f"<p>{len(spec.decisions)} levers, {len(outcome.candidates)} candidates, each run on "
-        f"the variants {html.escape(variants)} x seeds {list(spec.seeds)} (the same runs for "
-        f"every candidate) at scale {spec.scale:g} to {spec.until}; sampler {spec.sampler}. "
-        f"Figures are model outcomes: means over those runs, and for each constraint the share "
-        f"of runs in which it holds. Wall time {outcome.seconds:,.0f} s.</p>",
-        f"<h3>Levers (decision variables)</h3><ul>{levers}</ul>",
-        f"<h3>Objectives and constraints</h3><ul>{goals}</ul>",
-        f"<img alt='Pareto set' src='data:image/png;base64,{base64.b64encode(png).decode()}'>",
-    ]
-    if not outcome.any_feasible:
-        parts.append("<p><b>No candidate met the constraints</b>; shown: the least violation.</p>")
-    parts.append("<h3>Pareto set</h3>" + _html_table(front.drop(columns=["pareto"])))
-    if outcome.chosen is not None:
-        c = outcome.chosen
-        confirmed = outcome.confirmed(c)
-        held = ""
-        if confirmed is not None:
-            shares = ", ".join(
-                f"{html.escape(m.label)}: {s:.0%}"
-                for m, s in zip(spec.constraints, c.held(spec, VALIDATE), strict=True)
-            )
-            held = (
-                f" On the validation seeds {list(spec.validation_seeds)} it "
-                f"{'meets' if confirmed else 'does not meet'} the constraints ({shares})."
-            )
-        again = outcome.recheck()
-        if again is not None:
-            shares = ", ".join(f"{html.escape(k)}: {v:.0%}" for k, v in again["held"].items())
-            held += (f" Re-run at scale {again['scale']:g} on seeds {again['seeds']} (every "
-                     f"variant) it {'meets' if again['feasible'] else 'does not meet'} them "
-                     f"({shares}).")  # fmt: skip
-        parts.append(
-            f"<h3>Chosen plan</h3><p>Trial {c.number}: the least {spec.objectives[0].label} "
-            f"among the Pareto set{' confirmed on new seeds' if confirmed else ''}.{held} "
-            f"Scenario file: <code>candidates/trial_{c.number}.toml</code>.</p>"
-        )
-    comparison = outcome.rule_comparison()
-    if comparison is not None:
-        parts.append(_rule_html(comparison))
-    parts.append("</section>")
-    return "".join(parts)
-
-
-def _rule_html(cmp: dict[str, Any]) -> str:
-    service = ", ".join(f"{html.escape(k)} = {_fmt(v)}" for k, v in cmp["rule_service"].items())
-    held = ", ".join(f"{html.escape(k)}: {v:.0%}" for k, v in cmp["rule_held"].items())
-    text = (
-        f"<h3>Against the plan's rule of {cmp['ratio']:g} beds per 1,000</h3><p>The rule "
-        f"(<code>rule.toml</code>) costs {_fmt(cmp['rule_cost'])} "
-        f"({html.escape(cmp['cost_label'])})"
-        f"{' with ' + service if service else ''}; its constraints hold in {held or '—'} of the "
-        f"runs ({'feasible' if cmp['rule_feasible'] else 'not feasible'}). "
-    )
-    match = cmp["match"]
-    if match is None:
-        return text + "No Pareto candidate matches its service.</p>"
-    return text + (
-        f"At equal or better service, trial {match['trial']} costs {_fmt(match['cost'])}: "
-        f"{_fmt(match['saving'])} less ({match['saving_share']:.1%}).</p>"
-    )
-
-
-def _html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def render_page(outcome: Outcome, png: bytes) -> str:
-    """The optimisation as one self-contained HTML page (optimise.html)."""
-    style = (
-        "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;"
-        "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}"
-    )
-    title = f"Taiyuan elderly care: optimisation {html.escape(outcome.spec.name)}"
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{style}</style></head><body>{report_section(outcome, png)}</body></html>"
-    )

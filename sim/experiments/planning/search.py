@@ -194,8 +194,26 @@ class Candidate:
             out.append(float(-np.sort(m)[m.size - need]))
         return out
 
-    def feasible(self, spec: OptimiseSpec, phase: str = SEARCH) -> bool:
-        return all(v <= 0 for v in self.violations(spec, phase))
+    def feasible(self, spec: OptimiseSpec, phase: str = SEARCH, ignore: Iterable[int] = ()) -> bool:
+        """Whether every constraint (but those indexed in `ignore`) holds in its share of runs."""
+        skip = set(ignore)
+        return all(v <= 0 for j, v in enumerate(self.violations(spec, phase)) if j not in skip)
+
+    def shortfall(self, spec: OptimiseSpec, phase: str = SEARCH) -> float:
+        """The total violation (0 when feasible): how far the candidate is from its constraints."""
+        return sum(max(v, 0.0) for v in self.violations(spec, phase))
+
+    def decisive_values(self, spec: OptimiseSpec, phase: str = SEARCH) -> list[list[float]]:
+        """Per constraint, per run: the value in its worst district (the one that decides)."""
+        n = len(spec.objectives)
+        out = []
+        for j, c in enumerate(spec.constraints):
+            row = []
+            for r in self.runs[phase].values():
+                values = np.asarray(r[n + j], dtype=float)
+                row.append(float(values[int(np.argmin(c.margin(values)))]))
+            out.append(row)
+        return out
 
     def held(self, spec: OptimiseSpec, phase: str = SEARCH) -> list[float]:
         """Per constraint: the share of runs in which it holds."""
@@ -321,13 +339,27 @@ def search(spec: OptimiseSpec, runner: Runner) -> list[Candidate]:
     return found
 
 
+def unreachable(spec: OptimiseSpec, cands: list[Candidate]) -> list[int]:
+    """The constraints (indices) that no candidate meets: infeasible within the levers' bounds as
+    far as the search saw (empty if a candidate meets them all)."""
+    if not cands or any(c.feasible(spec) for c in cands):
+        return []
+    every = range(len(spec.constraints))
+    return [j for j in every if all(c.violations(spec)[j] > 0 for c in cands)]
+
+
 def pareto(spec: OptimiseSpec, cands: list[Candidate]) -> list[Candidate]:
-    """The non-dominated feasible candidates (all objectives, in their directions); if none is
-    feasible, the candidates with the least total violation."""
+    """The non-dominated feasible candidates (all objectives, in their directions). If none is
+    feasible: the non-dominated candidates that meet every constraint some candidate meets (those
+    no candidate meets, `unreachable`, set aside and reported); if none does either, the
+    candidates with the least total violation."""
     pool = [c for c in cands if c.feasible(spec)]
     if not pool:
-        least = min((sum(max(v, 0) for v in c.violations(spec)) for c in cands), default=0)
-        return [c for c in cands if sum(max(v, 0) for v in c.violations(spec)) == least]
+        skip = unreachable(spec, cands)
+        pool = [c for c in cands if skip and c.feasible(spec, ignore=skip)]
+    if not pool:
+        least = min((c.shortfall(spec) for c in cands), default=0)
+        return [c for c in cands if c.shortfall(spec) == least]
     sign = np.array([1 if m.goal == "minimise" else -1 for m in spec.objectives])
     points = np.array([c.objectives(spec) for c in pool]) * sign
     keep = [

@@ -32,7 +32,8 @@ constraints, and the uncertainty every candidate is evaluated under.
     kpi = "unmet_need_share"
     month = "2025-12"                    # or period = [first, last]
     district = "each"                    # must hold in every district (or a name, or a list)
-    target = 0.25                        # default: the plan's target of the KPI
+    target = 0.25                        # default: the plan's target of the KPI; "rule": the
+                                         # rule's value on the same runs (equal service)
     # comparison = "<="                  # default: the KPI's (or from its direction)
     probability = 0.9                    # share of (variant, seed) runs in which it holds
 
@@ -41,9 +42,11 @@ Every problem raises `ScenarioError(file, field, message)`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +82,7 @@ CONSTRAINT_KEYS = (*MEASURE_KEYS[:-1], "target", "comparison", "probability")
 SAMPLERS = ("tpe", "nsga2")
 STATS = ("sum", "mean", "last", "min", "max")
 EACH = "each"  # a constraint that must hold in every district
+RULE_TARGET = "rule"  # a constraint's target: the plan's rule's value on the same runs
 CENTRAL = "central"  # the base scenario's own demography
 MAX_TRIALS = 10_000
 # element i of a yearly lever's tuple is the calendar year 2016 + i (care.facilities'
@@ -130,6 +134,8 @@ class Measure:
     goal: str
     target: float | None = None
     probability: float = 1.0
+    rule_target: bool = False  # target = "rule": the rule's value on the same runs (set by
+    # `with_rule_targets` once the rule has run)
 
     @property
     def label(self) -> str:
@@ -197,6 +203,27 @@ class OptimiseSpec:
         }
         text = json.dumps(key, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_rule_targets(spec: OptimiseSpec, values: list[list[list[float]]]) -> OptimiseSpec:
+    """The spec with each `target = "rule"` constraint's target set to the rule's value: per
+    run, the value in its worst district with a value (the one that decides), averaged over the
+    rule's runs (`values[run][measure]`: the measures as `search.evaluate` returns them,
+    objectives first)."""
+    n = len(spec.objectives)
+    out = []
+    for j, c in enumerate(spec.constraints):
+        if c.rule_target:
+            worst = np.nanmin if c.goal == ">=" else np.nanmax
+            runs = [np.asarray(r[n + j], dtype=float) for r in values]
+            known = [float(worst(v)) for v in runs if not np.isnan(v).all()]
+            if not known:
+                raise ScenarioError(
+                    spec.source, "constraints", f"the rule gives no value of {c.label} to match"
+                )
+            c = dataclasses.replace(c, target=float(np.mean(known)))
+        out.append(c)
+    return dataclasses.replace(spec, constraints=tuple(out))
 
 
 def param_value(params: Params, path: str) -> Any:
@@ -283,6 +310,8 @@ def spec_from_dict(data: dict[str, Any], src: str, here: Path | None = None) -> 
         rule_beds_per_1000=_rule(src, data.get("rule", {})),
         **_recheck(src, data.get("recheck"), seeds),
     )
+    if any(c.rule_target for c in constraints) and not spec.rule_beds_per_1000:
+        raise ScenarioError(src, "rule", f"a constraint's target '{RULE_TARGET}' needs the rule")
     middle = {d.name: d.cast((d.lo + d.hi) / 2) for d in decisions}
     apply_params(src, spec.overrides(middle, CENTRAL), "levers")
     return spec
@@ -489,8 +518,13 @@ def _measure(src: str, where: str, table: dict, until: str, objective: bool) -> 
             raise ScenarioError(src, f"{where}.direction", msg)
         return Measure(kpi.name, districts, first, last, stat, goal)
     target = table.get("target", kpi.target)
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or target != target:
-        raise ScenarioError(src, f"{where}.target", f"{kpi.name} has no plan target; give one")
+    rule_target = target == RULE_TARGET
+    if rule_target:
+        target = math.nan
+    elif isinstance(target, bool) or not isinstance(target, (int, float)) or target != target:
+        raise ScenarioError(
+            src, f"{where}.target", f"{kpi.name} has no plan target; give one (or '{RULE_TARGET}')"
+        )
     plan_side = {">": ">=", ">=": ">="}.get(kpi.comparison or "", kpi.comparison)
     default = plan_side or {"higher": ">=", "lower": "<="}.get(kpi.better or "")
     comparison = table.get("comparison", default)
@@ -501,7 +535,15 @@ def _measure(src: str, where: str, table: dict, until: str, objective: bool) -> 
     if not ok or not 0 < probability <= 1:
         raise ScenarioError(src, f"{where}.probability", f"expected (0, 1], got {probability!r}")
     return Measure(
-        kpi.name, districts, first, last, stat, comparison, float(target), float(probability)
+        kpi.name,
+        districts,
+        first,
+        last,
+        stat,
+        comparison,
+        None if rule_target else float(target),
+        float(probability),
+        rule_target,
     )
 
 
