@@ -31,8 +31,8 @@ MEDICAL_DEMAND = (
     "needing regular medical care"
 )
 INTEGRATED_CARE = (
-    "integrated care: a bed of an integrated medical-care institution, or home care with "
-    "medical visits granted in full"
+    "integrated care: a bed of an integrated medical-care institution, or home care or "
+    "community day care with medical visits granted in full"
 )
 
 # Dimensions of the diagnostics: why a dependent goes without formal care, why a bed stands empty
