@@ -450,6 +450,7 @@ def report(
                 ok,
                 t["unit"],
                 t["source"],
+                t.get("if_missed", ""),
             )
         )
     table = pd.DataFrame(
@@ -467,6 +468,7 @@ def report(
             "met",
             "unit",
             "source",
+            "if_missed",
         ],
     )
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(table) + 1))
@@ -514,6 +516,7 @@ def report(
         lines.append(
             f"- **{r.target}**: simulated {r.simulated_mean:.4g} against {r.target_value:.4g} "
             f"(off by {off:+.3g} {r.unit}; tolerance {r.tolerance:.3g})."
+            + (f" Why: {r.if_missed}." if isinstance(r.if_missed, str) and r.if_missed else "")
         )
     text = "\n".join([*lines, *sections]) + "\n"
     (folder / "report.md").write_text(text, encoding="utf-8")
