@@ -3,7 +3,6 @@ regenerates."""
 
 from __future__ import annotations
 
-import hashlib
 import tomllib
 from pathlib import Path
 
@@ -12,13 +11,17 @@ import pytest
 
 from sim.experiments.calibrate import (
     STAGES,
+    CalibrationError,
     abc_posterior,
     fit,
+    fit_targets_digest,
     load_targets,
+    objective,
     replicate,
     report,
     statistics,
 )
+from sim.experiments.validate import validation_rows
 from sim.params.fitted import FITTED_PATH
 from sim.params.sections import Params
 from sim.population.projection import project
@@ -28,20 +31,54 @@ TARGETS = ROOT / "calibration" / "targets.csv"
 
 
 def test_targets_file_is_complete() -> None:
+    """Every 'fit' row has a simulated statistic here; every 'validate' row has a pattern in
+    sim/experiments/validate.py (tests/test_validation.py)."""
     targets = load_targets(TARGETS)
     assert targets["source"].str.len().min() > 5
     fitted_targets = {m.target for moments in STAGES.values() for m in moments}
-    assert fitted_targets <= set(targets.index)
+    fit_rows = set(targets.index[targets["role"] == "fit"])
+    assert fitted_targets <= fit_rows
     stats = statistics(Params(), seed=1, scale=200)
-    assert set(targets.index) <= set(stats), set(targets.index) - set(stats)
+    assert fit_rows <= set(stats), fit_rows - set(stats)
+    assert set(targets.index[targets["role"] == "validate"]) == set(validation_rows(TARGETS).index)
+
+
+@pytest.mark.parametrize("stage", ["medical", "choice"])
+def test_fits_and_posterior_refuse_validation_rows(stage: str) -> None:
+    """Marking the target a stage fits as 'validate' makes the fit and the ABC posterior refuse
+    it before any run (tests/test_demography.py does the population and health stages)."""
+    targets = load_targets(TARGETS)
+    name = STAGES[stage][0].target
+    changed = targets.copy()
+    changed.loc[name, "role"] = "validate"
+    with pytest.raises(CalibrationError, match=f"{name}: a validation target"):
+        fit(changed, Params.declared(), [stage], seed=1, scale=500, log=lambda _: None)
+    with pytest.raises(CalibrationError, match=f"{name}: a validation target"):
+        abc_posterior(changed, Params(), [stage], scale=500, db_path=Path("/nonexistent.db"))
+    assert objective({name: 0.0}, changed.loc[[name]]) == 0.0  # nothing left to fit
+
+
+def test_fitted_file_digest_covers_the_fit_rows_only(tmp_path: Path) -> None:
+    """Adding a validation row leaves the digest of what the fits read as it is; changing a
+    fit row's value changes it."""
+    base = fit_targets_digest(TARGETS)
+    text = TARGETS.read_text(encoding="utf-8")
+    extra = tmp_path / "extra.csv"
+    extra.write_text(text + "x,validate,family,within,1,1,u,d,s,src,why\n", encoding="utf-8")
+    assert fit_targets_digest(extra) == base
+    changed = tmp_path / "changed.csv"
+    changed.write_text(text.replace("pop_60plus_2020,fit,population,within,854501",
+                                    "pop_60plus_2020,fit,population,within,854502"),
+                       encoding="utf-8")  # fmt: skip
+    assert fit_targets_digest(changed) != base
 
 
 def test_fitted_file_loads_by_default_with_provenance() -> None:
     data = tomllib.loads(FITTED_PATH.read_text(encoding="utf-8"))
     prov = data["provenance"]
-    for key in ("targets_sha256", "date", "code_version", "method", "objective"):
+    for key in ("fit_targets_sha256", "date", "code_version", "method", "objective"):
         assert key in prov
-    assert prov["targets_sha256"] == hashlib.sha256(TARGETS.read_bytes()).hexdigest()
+    assert prov["fit_targets_sha256"] == fit_targets_digest(TARGETS)
     params = Params()
     for section, values in data["params"].items():
         for name, value in values.items():
@@ -92,9 +129,9 @@ def test_report_regenerates_at_small_scale(tmp_path: Path) -> None:
     reps = replicate(Params(), [1, 2], scale=200)
     text = report(targets, reps, tmp_path, "test run")
     assert (tmp_path / "report.md").is_file() and (tmp_path / "report_deviation.png").is_file()
-    for name in targets.index:
-        assert f"| {name} |" in text
-    assert "## Targets missed" in text
+    for name, row in targets.iterrows():
+        assert (f"| {name} |" in text) == (row["role"] == "fit"), name
+    assert "## Targets missed" in text and "validation.md" in text
 
 
 def test_abc_smc_gives_a_weighted_posterior_within_the_priors(tmp_path: Path) -> None:

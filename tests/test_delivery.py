@@ -60,8 +60,8 @@ def test_gather_copies_the_columns_and_family_capacity(model: CareModel, which: 
 
 def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> None:
     """`_receive` lists each resident on home services as a request of their package's hours
-    (as far as the family leaves a gap), and those of them with a medical need again as a
-    medical request, against a numpy reference."""
+    (as far as the family leaves a gap), and those on home services or holding a day place with
+    a medical need as a medical request, against a numpy reference."""
     p, needy, residential = model.params, model.needy_rows, model.places.residential
     people = gather(model.pop, p, residential, needy)
     facility, arrangement = people.facility.astype(np.int64), people.arrangement
@@ -72,8 +72,10 @@ def test_requests_are_those_on_home_services_in_row_order(model: CareModel) -> N
     need = np.asarray(p.need.care_hours_by_state)[people.health]
     family = np.where(bed, 0.0, np.minimum(need, people.family))
     home = np.flatnonzero(in_use == HOME)
-    medical = home[people.medical[home]]
-    assert home.size > 0 and 0 < medical.size < home.size
+    day_place = (in_use == COMMUNITY) & (facility >= 0)
+    medical = np.flatnonzero(people.medical & ((in_use == HOME) | day_place))
+    assert home.size > 0 and medical.size > 0
+    assert np.any(people.medical & day_place)  # the day-care users' visits are covered
     package = np.asarray(p.services.package_hours_by_state)[people.health]
 
     places = _Places(model.places.table.kind, residential, np.zeros(1, dtype=bool))

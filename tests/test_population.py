@@ -1,5 +1,6 @@
 """Tests of the population core: determinism, common random numbers, conservation of persons,
-metrics consistency, incremental stocks, spouse links and the 2020 census level."""
+metrics consistency, incremental stocks, spouse links, and calibration checks of the fitted 2020
+census level (in-sample: not validation, which is tests/test_validation.py)."""
 
 from __future__ import annotations
 
@@ -477,20 +478,28 @@ def test_widowed_metric_counts_flagged_rows(census_run, census_frame: pd.DataFra
     np.testing.assert_array_equal(city["widowed"].to_numpy() / 10, widowed[:, 0])
 
 
-# -- the 2020 census ---------------------------------------------------------------------------
-def test_census_2020_residents(census_frame: pd.DataFrame) -> None:
+# -- calibration checks: fitted values, in-sample (not validation) -------------------------------
+# The 60+ total is a fit target of the entry share and net migration, the 'unable to self-care'
+# level a fit target of the health stage, and its rise with age the census gradient the health
+# tables are fitted to: these tests check that the fits hold in the model, not that the model is
+# valid. Validation is calibration/validation.md (`eldercare validate`, tests/test_validation.py).
+def test_calibration_check_census_2020_residents(census_frame: pd.DataFrame) -> None:
+    """Calibration check (fitted): the 60+ on the 2020 census day, within 2% of the census."""
     city = _city(census_frame)
     value = city.loc["2020-10", "residents_60plus"]
     assert abs(value / CENSUS_60PLUS - 1) < 0.02
 
 
-def test_census_2020_unable_share(census_frame: pd.DataFrame) -> None:
+def test_calibration_check_census_2020_unable_share(census_frame: pd.DataFrame) -> None:
+    """Calibration check (fitted): 2.1% of the 60+ unable to self-care in 2020, +/- 0.5 pp."""
     row = _city(census_frame).loc["2020-11"]
     unable = (row["partially_dependent"] + row["fully_dependent"]) / row["residents_60plus"]
     assert abs(unable - 0.021) < 0.005
 
 
-def test_unable_share_rises_with_age(census: CareModel) -> None:
+def test_calibration_check_unable_share_rises_with_age(census: CareModel) -> None:
+    """Calibration check (fitted shape): the share unable to self-care rises with age, as the
+    census gradient the health tables are fitted to."""
     assert census.month == month_index("2020-11") + 1
     pop = census.pop
     rows = pop.alive_rows()

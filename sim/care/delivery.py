@@ -155,7 +155,9 @@ def _receive(
     a bed or a day place, family hours, facility hours, and their requests to the teams (written
     to `home` and `medical`; returns the number of each): those on home services ask for their
     package's hours (as far as the family leaves a gap) and, with a medical need, medical visits
-    (integrated home care).
+    (integrated home care); those holding a day place in a community centre, with a medical need,
+    get the same visits at home (the family doctor's team serves the household whatever daytime
+    care it uses), so day care and home care are integrated care alike.
 
     A resident who chose a home or centre but holds no place yet keeps family care only.
     """
@@ -177,7 +179,7 @@ def _receive(
             formal = min(rates.day_care_hours, need - family) if f >= 0 else 0.0
         care.family[k], care.formal[k] = family, formal
         h = np.uintp(people.health[k])
-        visits = people.medical[k] and a == HOME
+        visits = people.medical[k] and (a == HOME or (a == COMMUNITY and f >= 0))
         med_request = rates.medical_hours if visits else 0.0
         care.med_request[k] = med_request
         row, d, voucher = needy[k], people.district[k], people.voucher[k]

@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from sim.care.choice import probabilities
-from sim.care.kinds import DAY_URBAN, PRIVATE, PUBLIC, RESIDENTIAL_OPTIONS
+from sim.care.kinds import DAY_URBAN, PRIVATE, PUBLIC
 from sim.care.teams import teams_in_year
 from sim.core.model import CareModel
 from sim.experiments.demography_fit import (
@@ -39,7 +38,6 @@ from sim.experiments.demography_fit import (
 from sim.experiments.results import code_version
 from sim.params.sections import Params
 from sim.population.families import CHILD_CORESIDENT
-from sim.population.kernel import NEED_LEVEL
 
 TARGET_COLUMNS = [
     "target", "role", "stage", "check", "value", "tolerance", "unit", "date", "statistic",
@@ -47,8 +45,10 @@ TARGET_COLUMNS = [
 ]  # fmt: skip
 ROLES = ("fit", "validate")
 # 'within': |simulated - value| <= tolerance; 'at_most': simulated <= value + tolerance (a bound,
-# e.g. stated willingness bounds intention from above)
-CHECKS = ("within", "at_most")
+# e.g. stated willingness bounds intention from above); 'at_least': simulated >= value -
+# tolerance; 'not_testable': a validation pattern the model cannot measure yet (validate rows
+# only; sim/experiments/validate.py reports it as such)
+CHECKS = ("within", "at_most", "at_least", "not_testable")
 AGE_GROUPS = {"60_64": (60, 64), "65_69": (65, 69), "70_74": (70, 74), "75plus": (75, 200)}
 
 
@@ -89,6 +89,10 @@ def met(target: pd.Series, simulated: float) -> bool:
     """Whether a simulated value meets a target row (its `check`, value and tolerance)."""
     if target["check"] == "at_most":
         return bool(simulated <= target["value"] + target["tolerance"])
+    if target["check"] == "at_least":
+        return bool(simulated >= target["value"] - target["tolerance"])
+    if target["check"] == "not_testable":
+        raise CalibrationError(f"target {target.name}: not testable; nothing meets it")
     if target["tolerance"] > 0:
         return bool(abs(simulated - target["value"]) <= target["tolerance"])
     return bool(np.isclose(simulated, target["value"], rtol=1e-6))
@@ -107,16 +111,15 @@ def fit_value(targets: pd.DataFrame, name: str) -> float:
 def statistics(
     params: Params, seed: int = 1, scale: float = 10, care: bool = True
 ) -> dict[str, float]:
-    """Every simulated statistic named in targets.csv, from one run to 2021-12 (without the care
-    system when `care` is False: the population and health stages do not need it)."""
+    """The simulated statistic of every 'fit' row of targets.csv, from one run to 2021-12
+    (without the care system when `care` is False: the population and health stages do not need
+    it). The 'validate' rows are measured by sim/experiments/validate.py."""
     model = CareModel(seed=seed, scale=scale, params=params, care=care)
     stats: dict[str, float] = {}
     model.run_until("2016-01")
     pop = model.pop
     rows = pop.alive_rows()
     stats["empty_nest_share"] = float((pop.child_place[rows] != CHILD_CORESIDENT).mean())
-    alone = (pop.spouse[rows] == -1) & (pop.child_place[rows] != CHILD_CORESIDENT)
-    stats["living_alone_share"] = float(alone.mean())
     fac = model.places.table
     at_start = fac.open_month < 0
     homes = at_start & np.isin(fac.kind, (PUBLIC, PRIVATE))
@@ -149,8 +152,6 @@ def statistics(
         (census["healthy"] + census["basically_healthy"]) / census["residents_60plus"]
     )
     stats["full_dependency_share"] = float(census["fully_dependent"] / dependents)
-    if care:
-        stats["residential_intention_60plus"] = _residential_intention(model)
     return stats
 
 
@@ -169,16 +170,6 @@ def _institutionalised_3y(model: CareModel) -> float:
     model.run_until("2019-12")
     alive = cohort[pop.alive[cohort]]
     return float(_in_bed(model, alive).mean())
-
-
-def _residential_intention(model: CareModel) -> float:
-    """The share of the 60+ who would choose a residential option if they decided now: the
-    logit probability summed over those needing care (others choose family care only)."""
-    pop, choice = model.pop, model.choice
-    rows = model.needy_rows
-    rows = rows[NEED_LEVEL[pop.health[rows]] > 0]
-    prob = probabilities(choice.utilities(choice.option_features(rows)))
-    return float(prob[:, list(RESIDENTIAL_OPTIONS)].sum() / pop.alive_rows().size)
 
 
 @dataclass(frozen=True)
@@ -372,9 +363,25 @@ def objective(stats: dict[str, float], targets: pd.DataFrame) -> float:
     return float(np.sum(np.square(dev)))
 
 
+def fit_targets_digest(path: Path) -> str:
+    """sha256 of the 'fit' rows of the targets file (their TARGET_COLUMNS as written, one line
+    each): what a fit can have read. Validation rows, or columns no fit reads, leave it as it
+    is, so adding a validation pattern does not make the fitted file stale."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        lines = [
+            "\x1f".join(row[c] for c in TARGET_COLUMNS)
+            for row in reader
+            if row.get("role") == "fit"
+        ]
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
 def fitted_toml(params: Params, targets_path: Path, method: str, value: float) -> str:
     """The fitted file: provenance plus the fitted parameters (only those calibration sets)."""
-    digest = hashlib.sha256(targets_path.read_bytes()).hexdigest()
+    digest = fit_targets_digest(targets_path)
     d, h, c = params.demography, params.health, params.choice
     fmt = lambda v: "[" + ", ".join(f"{x:.6g}" for x in v) + "]"  # noqa: E731
     return "\n".join(
@@ -383,7 +390,7 @@ def fitted_toml(params: Params, targets_path: Path, method: str, value: float) -
             "# Regenerate: python calibration/calibrate.py   (see README.md, Calibration)",
             "[provenance]",
             f'targets_file = "calibration/{targets_path.name}"',
-            f'targets_sha256 = "{digest}"',
+            f'fit_targets_sha256 = "{digest}"',
             f'date = "{dt.date.today().isoformat()}"',
             f'code_version = "{code_version()}"',
             f'method = "{method}"',
@@ -416,15 +423,15 @@ def report(
     note: str,
     sections: list[str] = (),
 ) -> str:
-    """calibration/report.md and its chart: simulated against target for every target, then
-    the `sections` (markdown lines, e.g. `demography_summary`)."""
+    """calibration/report.md and its chart: simulated against target for every 'fit' target,
+    then the `sections` (markdown lines, e.g. `demography_summary`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = []
-    for name, t in targets.iterrows():
+    for name, t in targets[targets["role"] == "fit"].iterrows():
         values = reps[name]
         lo, hi = np.percentile(values, [5, 95])
         mean = float(values.mean())
@@ -443,6 +450,7 @@ def report(
                 ok,
                 t["unit"],
                 t["source"],
+                t.get("if_missed", ""),
             )
         )
     table = pd.DataFrame(
@@ -460,6 +468,7 @@ def report(
             "met",
             "unit",
             "source",
+            "if_missed",
         ],
     )
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(table) + 1))
@@ -484,9 +493,9 @@ def report(
         "",
         "![deviation of each target](report_deviation.png)",
         "",
-        "Role 'fit': the fits may read the target (in-sample: a calibration check, not "
-        "validation). Role 'validate': kept out of every fit. Check 'at_most': a bound, met "
-        "when the simulated value is at most target + tolerance.",
+        "Every row is a 'fit' target: the fits may read it, so meeting it is a calibration "
+        "check (in-sample), not validation. The 'validate' rows of targets.csv are kept out of "
+        "every fit and reported in [validation.md](validation.md) (`eldercare validate`).",
         "",
         "| target | role | stage | check | target | tolerance | simulated mean | 90% interval "
         "| met | source |",
@@ -507,6 +516,7 @@ def report(
         lines.append(
             f"- **{r.target}**: simulated {r.simulated_mean:.4g} against {r.target_value:.4g} "
             f"(off by {off:+.3g} {r.unit}; tolerance {r.tolerance:.3g})."
+            + (f" Why: {r.if_missed}." if isinstance(r.if_missed, str) and r.if_missed else "")
         )
     text = "\n".join([*lines, *sections]) + "\n"
     (folder / "report.md").write_text(text, encoding="utf-8")
@@ -603,8 +613,8 @@ def abc_posterior(
             for n, m in zip(names, moments, strict=True)
         }
     )
+    observed = {m.target: fit_value(targets, m.target) for m in moments}
     tolerance = {m.target: float(targets.loc[m.target, "tolerance"]) for m in moments}
-    observed = {m.target: float(targets.loc[m.target, "value"]) for m in moments}
 
     def model(theta: dict) -> dict:
         params = start

@@ -317,6 +317,11 @@ def write_text_atomic(path: Path, text: str) -> None:
     _replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """`write(tmp)` a file of any kind (e.g. a figure), then rename it over `path`."""
+    _replace_atomically(path, write)
+
+
 def write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
     _replace_atomically(path, lambda tmp: frame.to_csv(tmp, index=False))
 

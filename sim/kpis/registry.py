@@ -31,8 +31,8 @@ MEDICAL_DEMAND = (
     "needing regular medical care"
 )
 INTEGRATED_CARE = (
-    "integrated care: a bed of an integrated medical-care institution, or home care with "
-    "medical visits granted in full"
+    "integrated care: a bed of an integrated medical-care institution, or home care or "
+    "community day care with medical visits granted in full"
 )
 
 # Dimensions of the diagnostics: why a dependent goes without formal care, why a bed stands empty
@@ -248,7 +248,7 @@ KPIS: tuple[KPI, ...] = (
     _population("residents_80plus", "80岁及以上人口", "residents 80+", "outcome", "summary"),
     *(_population(name, zh, en, "fitted", "summary" if "dependent" in name else "")
       for name, zh, en in _STATES),
-    _population("medical_need", "需定期医疗照护的老人", "residents with a medical need", "input",
+    _population("medical_need", "需定期医疗照护的老人", "residents with a medical need", "fitted",
                 "summary"),
     _population("deaths", "死亡人数", "deaths", "fitted", "summary"),
     _population("entrants", "新满60岁人数", "residents turning 60", "fitted", "summary"),
