@@ -2,7 +2,8 @@
 
 With no arguments: run the plan as written for the full city to 2020-12 and print the 2020
 figures for the city and each district. Subcommands: run, batch, query, compare, sensitivity,
-validate, scenarios, levers, kpis (see `eldercare SUBCOMMAND --help`).
+validate, optimise, site, uncertainty, sobol, ranges, scenarios, levers, kpis (see
+`eldercare SUBCOMMAND --help`).
 
 Bad input (a malformed or invalid scenario / batch file, an unknown scenario or district, a
 missing file, an output folder that cannot be written or holds something else, workers that
@@ -446,6 +447,192 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- uncertainty, sobol, ranges ------------------------------------------------------------------
+def _years(value: str) -> list[int]:
+    """An argparse type: years 2016-2035 separated by commas."""
+    year = _number(int, 2016, 2035, "years 2016-2035 separated by commas")
+    return [year(p.strip()) for p in value.split(",")]
+
+
+def _design(args: argparse.Namespace, draws: int, seeds: list[int], first=None):
+    from sim.experiments.scenario import load_scenario
+    from sim.experiments.uncertainty import make_design
+
+    sc = load_scenario(args.scenario)
+    if month_index(args.until) < month_index("2016-12"):
+        raise UsageError(f"{args.command}: --until: {args.until}: the analysis needs a December")
+    return make_design(
+        sc, draws, seeds, args.scale, args.until, args.sample_seed, refit=not args.no_refit,
+        first=first,
+    )  # fmt: skip
+
+
+def _uncertainty(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import json
+    import shlex
+
+    from sim.experiments.batch import open_executor
+    from sim.experiments.results import write_csv_atomic, write_json_atomic
+    from sim.experiments.uncertainty import (
+        HEADLINE,
+        factor_kinds,
+        includes_text,
+        propagate,
+        summarise,
+    )
+
+    design = _design(args, args.draws, args.seeds)
+    out = Path(args.out)
+    with open_executor(args.workers, args.dask) as workers:
+        values, prepared, wall = propagate(
+            design, out, "uncertainty", workers.executor, workers.count, not args.quiet
+        )
+    table = summarise(values, HEADLINE)
+    draws = _draws_table(design, prepared)
+    meta = {
+        "command": "eldercare " + shlex.join(sys.argv[1:] if args.argv is None else args.argv),
+        "scenario": design.scenario.name,
+        "until": design.until,
+        "scale": design.scale,
+        "draws": int(design.u.shape[0]),
+        "seeds": list(design.seeds),
+        "sample_seed": design.sample_seed,
+        "refit": design.refit,
+        "factor_kinds": factor_kinds(design.factors),
+        "refits_missed": _missed(draws),
+        "wall_seconds": round(wall, 1),
+        "date": dt.date.today().isoformat(),
+        "quantiles": "5/50/95% over every draw x seed (December, city)",
+        "param_share": "share of the variance from the parameters (one-way random-effects ANOVA "
+        "of draws x seeds); the rest is the seeds' (at this scale)",
+    }
+    meta["includes"] = includes_text(meta)
+    write_csv_atomic(table, out / "intervals.csv")
+    write_json_atomic(out / "intervals.json", meta)
+    write_csv_atomic(draws, out / "draws.csv")
+    if args.ship:
+        ship = Path(args.ship)
+        write_csv_atomic(table, ship)
+        write_json_atomic(ship.with_suffix(".json"), meta)
+    if not args.quiet:
+        years = sorted({2020, int(design.until[:4])} & set(table["year"]))
+        show = table[table["year"].isin(years)]
+        with pd.option_context("display.width", 200, "display.max_rows", 200):
+            cols = ["kpi", "year", "p05", "p50", "p95", "param_share"]
+            print(show[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+        print(json.dumps({k: meta[k] for k in ("refits_missed", "wall_seconds")}))
+        print(f"wrote {out}/intervals.csv, intervals.json, draws.csv")
+    return 0
+
+
+def _draws_table(design, prepared: list[dict]) -> pd.DataFrame:
+    """One row per draw: the unit draws of each factor and what the refits reached."""
+    u = pd.DataFrame(design.u, columns=[f"u:{f.name}" for f in design.factors])
+    refit = pd.DataFrame([p["refit"] for p in prepared])
+    return pd.concat([pd.DataFrame({"draw": range(len(u))}), refit, u], axis=1)
+
+
+def _missed(draws: pd.DataFrame) -> dict[str, int]:
+    """Draws whose refits missed the drawn target (`*_ok`) or the tolerance band (`*_within_*`)."""
+    flags = [c for c in draws.columns if c.endswith("_ok") or c.endswith("_within_tolerance")]
+    return {c: int((~draws[c].astype(bool)).sum()) for c in flags}
+
+
+def _sobol(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from sim.experiments.batch import open_executor
+    from sim.experiments.global_sensitivity import sobol_chart, sobol_tables
+    from sim.experiments.results import write_csv_atomic, write_json_atomic
+    from sim.experiments.uncertainty import factor_kinds, propagate
+
+    kpis = [k.strip() for k in args.kpis.split(",") if k.strip()]
+    for k in kpis:
+        if k not in BY_NAME:
+            import difflib
+
+            hint = difflib.get_close_matches(k, sorted(BY_NAME), n=1)
+            tail = f"did you mean '{hint[0]}'?" if hint else "see `eldercare kpis`"
+            raise UsageError(f"sobol: --kpis: unknown KPI {k!r}; {tail}")
+    last = int(args.until[:4]) if args.until.endswith("-12") else int(args.until[:4]) - 1
+    late = [y for y in args.years if y > last]
+    if late:
+        raise UsageError(f"sobol: --years: {late[0]} is after --until {args.until}")
+    design = _design(args, args.design, [args.seed])
+    reuse = None
+    if args.reuse:
+        from sim.experiments.uncertainty import reusable
+
+        first = reusable(Path(args.reuse), design)
+        design = _design(args, args.design, [args.seed], first)
+        reuse = (Path(args.reuse), len(first))
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    with open_executor(args.workers, args.dask) as workers:
+        values, _, run_wall = propagate(
+            design, out, "sobol", workers.executor, workers.count, not args.quiet, kpis,
+            args.years, reuse,
+        )  # fmt: skip
+    log = (lambda _m: None) if args.quiet else print
+    table, fits = sobol_tables(
+        values, design.u, design.factors, kpis, args.years, args.base, args.bootstrap,
+        args.sample_seed, log,
+    )  # fmt: skip
+    write_csv_atomic(table, out / "sobol.csv")
+    write_csv_atomic(fits, out / "emulators.csv")
+    sobol_chart(table, out / "sobol_total.png")
+    write_json_atomic(
+        out / "sobol.json",
+        {
+            "scenario": design.scenario.name,
+            "until": design.until,
+            "scale": design.scale,
+            "design_points": int(design.u.shape[0]),
+            "reused_from": {"folder": str(reuse[0]), "points": reuse[1]} if reuse else None,
+            "seed": args.seed,
+            "sample_seed": design.sample_seed,
+            "refit": design.refit,
+            "factor_kinds": factor_kinds(design.factors),
+            "saltelli_base": args.base,
+            "bootstrap": args.bootstrap,
+            "run_wall_seconds": round(run_wall, 1),
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+            "date": dt.date.today().isoformat(),
+        },
+    )
+    if not args.quiet:
+        from sim.experiments.global_sensitivity import ranked
+
+        for kpi in kpis:
+            for year in args.years:
+                t = ranked(table, kpi, year, 5)
+                if t.empty:
+                    continue
+                print(f"\n{kpi}, December {year}: top 5 by total index")
+                cols = ["factor", "kind", "S1", "S1_conf", "ST", "ST_conf"]
+                print(t[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+        print(f"wrote {out}/sobol.csv, emulators.csv, sobol_total.png, sobol.json")
+    return 0
+
+
+def _ranges(args: argparse.Namespace) -> int:
+    from sim.experiments.uncertainty import RANGES_PATH, load_factors, ranges_table, write_ranges
+
+    if args.write:
+        table = write_ranges(RANGES_PATH, seed=args.seed, scale=args.scale)
+        print(f"wrote {RANGES_PATH}")
+    else:
+        table = ranges_table(load_factors())
+    cols = ["factor", "kind", "how", "distribution", "default", "low", "high"]
+    with pd.option_context("display.width", 250, "display.max_rows", 500,
+                           "display.max_colwidth", 60):  # fmt: skip
+        print(table[cols].to_string(index=False))
+    counts = table["kind"].value_counts().to_dict()
+    print("\n" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + " factors")
+    return 0
+
+
 def _scenarios(args: argparse.Namespace) -> int:
     from sim.experiments.scenario import available, load_scenario
 
@@ -606,6 +793,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_validate)
 
+    def analysis(p: argparse.ArgumentParser, sample_seed: int) -> None:
+        p.add_argument("--scenario", default="plan_2016_2020", help="scenario (default: the plan)")
+        p.add_argument("--scale", type=_scale, default=10.0, help="persons per row (default 10)")
+        p.add_argument("--until", type=_until, default="2035-12", help="last month (2035-12)")
+        p.add_argument(
+            "--sample-seed", type=_seed, default=sample_seed, help=f"draws seed ({sample_seed})"
+        )
+        p.add_argument(
+            "--no-refit", action="store_true", help="do not refit the fitted parameters per draw"
+        )
+        p.add_argument("--out", required=True, help="folder (resumed if it holds this analysis)")
+        p.add_argument("--workers", type=_workers, default=1, help="worker processes")
+        p.add_argument("--dask", type=_dask, help="'local' or tcp://HOST:PORT")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+
+    p = sub.add_parser(
+        "uncertainty",
+        help="90%% intervals of the headline KPIs: parameter draws x seeds (Latin hypercube)",
+    )
+    p.add_argument("--draws", type=_positive, default=50, help="parameter draws (default 50)")
+    p.add_argument("--seeds", type=_seeds, default=[1, 2, 3], help="seeds (default 1,2,3)")
+    p.add_argument("--ship", help="also write the intervals to this .csv (and its .json)")
+    analysis(p, 1)
+    p.set_defaults(func=_uncertainty)
+
+    p = sub.add_parser(
+        "sobol", help="Sobol indices of KPIs over every uncertain parameter (GP emulator)"
+    )
+    p.add_argument("--design", type=_positive, default=200, help="new model runs (default 200)")
+    p.add_argument(
+        "--reuse", help="an `uncertainty` folder: its draws at --seed join the design (no rerun)"
+    )
+    p.add_argument("--seed", type=_seed, default=1, help="the one seed of every run (CRN)")
+    p.add_argument(
+        "--kpis",
+        default="medical_care_demand_met,unmet_need_share,deaths_attributable_unmet",
+        help="comma-separated KPIs (city, December)",
+    )
+    p.add_argument("--years", type=_years, default=[2020, 2035], help="years (2020,2035)")
+    p.add_argument("--base", type=_positive, default=2048, help="Saltelli N on the emulator")
+    p.add_argument("--bootstrap", type=_positive, default=20, help="design bootstraps for CIs")
+    analysis(p, 2)  # not the uncertainty analysis' draws, which --reuse adds
+    p.set_defaults(func=_sobol)
+
+    p = sub.add_parser("ranges", help="list the uncertain parameters and their ranges")
+    p.add_argument(
+        "--write", action="store_true", help="recompute the fitted ends; write the ranges file"
+    )
+    p.add_argument("--seed", type=_seed, default=1, help="seed of the profile runs (--write)")
+    p.add_argument("--scale", type=_scale, default=10.0, help="scale of the profile runs")
+    p.set_defaults(func=_ranges)
+
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p.set_defaults(func=_scenarios)
 
@@ -624,14 +863,18 @@ def main(argv: list[str] | None = None) -> int:
     from sim.experiments.batch import ClusterError
     from sim.experiments.results import IdentityError, OutputError
     from sim.experiments.scenario import ScenarioError
+    from sim.experiments.uncertainty import UncertaintyError
 
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv
         configure()
         if args.command is None:
             return _summary(args)
         return args.func(args)
-    except (ScenarioError, UsageError, OutputError, ClusterError, IdentityError) as err:
+    except (
+        ScenarioError, UsageError, OutputError, ClusterError, IdentityError, UncertaintyError,
+    ) as err:  # fmt: skip
         print(f"eldercare: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. a full disk or a folder made read-only while running

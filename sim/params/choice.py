@@ -23,6 +23,11 @@ class ChoiceParams:
         "assumed, hand-set so about 1% of the 60+ live in institutions by 2020 (the '9073' "
         "pattern: 3% nationally, national_reference.csv); calibration targets: willingness to "
         "enter a nursing home 11-13% (CRCA 2010, Gallup 2017; behaviour_reference.csv)",
+        doc="family care only is the reference (0); the residential constants (3-5) are fitted "
+        "(calibration stage 'choice'); the home and community constants (1-2) are assumed, "
+        "plausible within one utility unit of their value (odds x e either way); -8..4 is "
+        "only a bound",
+        plausible=((0.0, -1.8, -2.2, -8.0, -8.0, -8.0), (0.0, 0.2, -0.2, 4.0, 4.0, 4.0)),
     )
     need_gap: float = param(
         2.5, 0.0, 6.0, "assumed: pull of formal care per unit of need share the family cannot cover"

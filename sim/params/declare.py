@@ -3,7 +3,10 @@
 Every model parameter is a dataclass field declared with `param(...)`: the default, the plausible
 or allowed range, the unit and where the value comes from (a data row, "derived: ...", or
 "assumed"). A parameter that is a policy lever also carries its `Lever` metadata (group, labels,
-how its slider shows it, and whether it acts through behaviour, supply or spending only).
+how its slider shows it, and whether it acts through behaviour, supply or spending only). Where
+[lo, hi] is only what the code allows (a technical bound) or a tuple's common bound, `plausible`
+gives the range the value is believed to lie in (per element for a tuple): the range parameter
+uncertainty is drawn from (`sim.experiments.uncertainty`).
 Scenario files, the app's sliders, `eldercare levers`, sensitivity analysis and calibration all
 read them from here, so each is written once.
 """
@@ -51,15 +54,36 @@ def param(
     *,
     lever: Lever | None = None,
     any_length: bool = False,
+    plausible: tuple[Any, Any] | None = None,
 ) -> Any:
     """Declare a parameter field; tuples are checked element by element against [lo, hi].
     `any_length`: a tuple that takes a list of any length (e.g. the sites of facilities), its
-    elements of the type of `lo`; other tuples keep the length of their default."""
+    elements of the type of `lo`; other tuples keep the length of their default.
+    `plausible`: (low, high) within [lo, hi] where the allowed range is wider than what is
+    believed; for a tuple, two tuples: one end and the other, element by element (the elements
+    move together from one to the other, so an element may fall while another rises, e.g.
+    shares that sum to one)."""
+    if plausible is not None:
+        _check_plausible(default, lo, hi, plausible)
     meta = {"lo": lo, "hi": hi, "source": source, "unit": unit, "doc": doc, "lever": lever,
-            "any_length": any_length}  # fmt: skip
+            "any_length": any_length, "plausible": plausible}  # fmt: skip
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda d=tuple(default): d, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+def _check_plausible(default: Any, lo: float, hi: float, plausible: tuple[Any, Any]) -> None:
+    """A declaration error (at import) unless `plausible` is inside [lo, hi] (low <= high for a
+    number) and shaped like the default."""
+    low, high = plausible
+    if isinstance(default, (list, tuple)):
+        ok = isinstance(low, tuple) and isinstance(high, tuple)
+        ok = ok and len(low) == len(high) == len(default)
+        ok = ok and all(lo <= v <= hi for v in (*low, *high))
+    else:
+        ok = lo <= low <= high <= hi
+    if not ok:
+        raise ValueError(f"plausible range {plausible!r} is not within [{lo}, {hi}]")
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,7 @@ class ParamInfo:
     doc: str
     lever: Lever | None = None
     any_length: bool = False  # a list of any length (e.g. sites), possibly empty
+    plausible: tuple[Any, Any] | None = None
 
     @property
     def assumed(self) -> bool:
@@ -93,7 +118,7 @@ def describe(obj: Any, prefix: str = "") -> list[ParamInfo]:
             m = f.metadata
             out.append(
                 ParamInfo(path, value, m["lo"], m["hi"], m["unit"], m["source"], m["doc"],
-                          m["lever"], m["any_length"])
+                          m["lever"], m["any_length"], m.get("plausible"))
             )  # fmt: skip
     return out
 

@@ -41,6 +41,9 @@ class PolicyParams:
         f"assumed: public homes among the {INSTITUTIONS_2015} institutions of 2015 (the rest "
         "private; no split published)",
         "homes",
+        "1-49 is only what the count allows; plausible 10-35, which keeps the mean home between "
+        "126 and 442 public beds and 107 and 215 private beds (4,424 and 3,224 beds)",
+        plausible=(10, 35),
     )
     public_beds_added: tuple[int, ...] = param(
         (720, 720, 720, 720, 720),
@@ -329,9 +332,17 @@ class ServiceParams:
         "4 / 5-6, about 13 / 22 / 30 h a month (validity_reference.csv; Hefei 2013: 26-35 h); "
         "Taiyuan's packages not found (ranges 0, 0, 8-26, 13-44, 20-60)",
         "h/month",
+        plausible=((0.0, 0.0, 8.0, 13.0, 20.0), (0.0, 0.0, 26.0, 44.0, 60.0)),
     )
     hours_per_staff: float = param(
-        120.0, 60.0, 176.0, "assumed: productive client hours per worker per month", "h/month"
+        120.0,
+        60.0,
+        176.0,
+        "assumed: productive client hours per worker per month",
+        "h/month",
+        "176 is every paid hour of a full-time month (22 days x 8 h); travel between clients "
+        "and records take part of it: plausible 80-150 (assumed)",
+        plausible=(80.0, 150.0),
     )
     medical_staff_share: float = param(
         0.15,
@@ -377,12 +388,24 @@ class ServiceParams:
         1000, 300, 3000, f"{PLAN} 四(二): rural day care in every village of over 1,000 people"
     )
     facility_beds_mean: int = param(
-        150, 30, 600, "assumed: beds per new nursing home (2015: 7,648 beds / 50 homes = 153)"
+        150,
+        30,
+        600,
+        "assumed: beds per new nursing home (2015: 7,648 beds / 50 homes = 153)",
+        doc="plausible 80-300: about half to twice the 2015 mean (assumed)",
+        plausible=(80, 300),
     )
     medical_beds_per_institution: int = param(
         34, 5, 200, f"derived: 6,700 beds / 200 medical institutions ({PLAN} 四(二))"
     )
-    max_wait_months: int = param(6, 1, 36, "assumed: months in a queue before reconsidering")
+    max_wait_months: int = param(
+        6,
+        1,
+        36,
+        "assumed: months in a queue before reconsidering",
+        doc="plausible 3-12 (assumed): 1 and 36 are bounds of the code, not of patience",
+        plausible=(3, 12),
+    )
     expected_exits_start: float = param(
         0.5,
         0.05,

@@ -135,7 +135,14 @@ class HealthParams:
     """Health-state levels and dynamics (see sim/population/health.py for the derivation)."""
 
     healthy_or_basic_pct: tuple[float, float] = param(
-        (87.8, 85.4), 70, 95, "Shaanxi 2020 census, men / women 60+ (health_status.csv)", "%"
+        (87.8, 85.4),
+        70,
+        95,
+        "Shaanxi 2020 census, men / women 60+ (health_status.csv)",
+        "%",
+        "a neighbouring province's figure for Taiyuan: plausible within the +/- 2 pp its "
+        "calibration target allows (healthy_or_basic_share_2020)",
+        plausible=((85.8, 83.4), (89.8, 87.4)),
     )
     unable_selfcare_pct: tuple[float, float] = param(
         (1.8, 2.3), 0.5, 8, "Shaanxi 2020 census, men / women 60+ (health_status.csv)", "%"
@@ -146,6 +153,8 @@ class HealthParams:
         0.7,
         "derived: severe 1.1 / (moderate 1.5 + severe 1.1), Barthel SW China 2020 "
         "(behaviour_reference.csv)",
+        doc="plausible within the +/- 0.08 its calibration target allows (full_dependency_share)",
+        plausible=(0.343, 0.503),
     )
     exchange_per_month: float = param(
         1 / 24,
@@ -177,6 +186,8 @@ class HealthParams:
         "Population 2015, n=224,142; CHARLS 2015: 49.6%; validity_reference.csv); the gradient "
         "by state is assumed (odds 1, 1.3, 2.5, 4, 6 relative to 'healthy'; no survey by "
         "dependency found; ranges 0.2-0.6, 0.3-0.7, 0.4-0.85, 0.5-0.95, 0.6-0.98)",
+        doc="uncertainty: the level within its target's tolerance; the gradient's log odds "
+        "ratios times 0.5-1.5 (sim.experiments.uncertainty.GRADIENT_RANGE)",
     )
     dependency_onset_trend: float = param(
         0.0,
@@ -205,6 +216,7 @@ class HealthParams:
         "relative to met: about +10% 3-year mortality with unmet long-term-care need (CLHLS "
         "65+, Zhen et al. 2015; validity_reference.csv); range to 1.96 (NLTCS, He et al. 2015, "
         "1 ADL disability)",
+        plausible=(1.0, 1.96),
     )
     unmet_need_worsening_hr: float = param(
         1.10,
@@ -238,6 +250,8 @@ class HealthParams:
         "hospital admissions a year of older people with two or more chronic diseases (CHARLS "
         "2011-2020, Fan et al. 2024; validity_reference.csv)",
         "1/year",
+        "no interval published with it: the declared range 0.2-0.5 is assumed",
+        plausible=(0.2, 0.5),
     )
     unmet_need_hospital_rr: float = param(
         1.14,
@@ -245,6 +259,7 @@ class HealthParams:
         1.28,
         "hospital admissions with insufficient help for daily activities relative to sufficient "
         "(NLTCS, Xu et al. 2012, HR 1.14, CI 1.01-1.28; validity_reference.csv)",
+        plausible=(1.01, 1.28),
     )
     integrated_care_hospital_rr: float = param(
         0.78,
@@ -253,6 +268,7 @@ class HealthParams:
         "hospital admissions with integrated medical care relative to without: the 医养结合 "
         "pilots' difference-in-differences, -0.0738 on 0.339 a year for two or more chronic "
         "diseases (CHARLS, Fan et al. 2024; validity_reference.csv); range 0.6-1.0",
+        plausible=(0.6, 1.0),
     )
 
     def settings(self, max_hazard: float) -> HealthSettings:
@@ -281,6 +297,7 @@ class HouseholdParams:
         1.0,
         "assumed: married with spouse alive at 60-64/65-69/70-74/75-79/80-84/85+ (no Taiyuan "
         "marital table found; ranges +/-0.1)",
+        plausible=((0.76, 0.71, 0.63, 0.51, 0.36, 0.20), (0.96, 0.91, 0.83, 0.71, 0.56, 0.40)),
     )
     childless_share: float = param(0.03, 0.0, 0.1, "assumed: 60+ with no living child (0-0.1)")
     mean_children_by_age: tuple[float, ...] = param(
@@ -289,12 +306,16 @@ class HouseholdParams:
         6.0,
         "assumed: living children by age group as above, following China's cohort fertility "
         "(ranges +/-0.5)",
+        plausible=((1.7, 2.2, 2.7, 3.1, 3.5, 3.7), (2.7, 3.2, 3.7, 4.1, 4.5, 4.7)),
     )
     coresident_child_share: float = param(
         0.487,
         0.3,
         0.7,
         "derived: 1 - empty-nest share 51.3% (China 2015, living_arrangements.csv)",
+        doc="a national figure for Taiyuan: plausible within the +/- 0.05 its calibration target "
+        "allows (empty_nest_share)",
+        plausible=(0.437, 0.537),
     )
     child_place_if_not_coresident: tuple[float, float, float] = param(
         (0.45, 0.30, 0.25),
@@ -302,6 +323,9 @@ class HouseholdParams:
         1.0,
         "assumed: nearest non-coresident child in the same district / elsewhere in the city / "
         "away (ranges 0.3-0.6 / 0.2-0.4 / 0.1-0.4)",
+        doc="plausible: from nearer (0.6, 0.3, 0.1) to farther (0.3, 0.3, 0.4), within those "
+        "ranges and summing to one",
+        plausible=((0.6, 0.3, 0.1), (0.3, 0.3, 0.4)),
     )
     external_spouse_hazard: float = param(
         0.006, 0.002, 0.012, "assumed: annual death hazard of a spouse under 60", "1/year"
@@ -318,6 +342,9 @@ class IncomeParams:
         1.0,
         "assumed: no Taiyuan breakdown found; special hardship and dibao shares are plausible "
         "for a northern provincial capital (ranges 0-0.01, 0.01-0.05, ...)",
+        doc="plausible: from richer (0, 0.01, 0.15, 0.61, 0.23) to poorer (0.01, 0.04, 0.25, "
+        "0.55, 0.15), each summing to one, the default their middle (assumed)",
+        plausible=((0.0, 0.01, 0.15, 0.61, 0.23), (0.01, 0.04, 0.25, 0.55, 0.15)),
     )
     rural_shares: tuple[float, ...] = param(
         (0.02, 0.08, 0.60, 0.25, 0.05),
@@ -325,6 +352,9 @@ class IncomeParams:
         1.0,
         "assumed: rural elderly mostly on the basic resident pension (ranges 0.01-0.04, 0.04-0.12, "
         "...)",
+        doc="plausible: from richer (0.01, 0.04, 0.57, 0.30, 0.08) to poorer (0.03, 0.12, 0.63, "
+        "0.20, 0.02), each summing to one, the default their middle (assumed)",
+        plausible=((0.01, 0.04, 0.57, 0.30, 0.08), (0.03, 0.12, 0.63, 0.20, 0.02)),
     )
 
 
@@ -339,6 +369,7 @@ class NeedParams:
         "assumed: help with daily activities per month for states 0-4 (ranges 0, 0, 4-30, "
         "45-150, 120-300)",
         "h/month",
+        plausible=((0.0, 0.0, 4.0, 45.0, 120.0), (0.0, 0.0, 30.0, 150.0, 300.0)),
     )
     medical_hours: float = param(
         4.0,
@@ -382,6 +413,9 @@ class FamilyParams:
         0.0,
         1.0,
         "assumed: share of spouse hours available by the spouse's own health state 0-4",
+        doc="plausible: from (1, 0.8, 0.3, 0, 0) to (1, 1, 0.7, 0.2, 0) (assumed; a fully "
+        "dependent spouse gives no care)",
+        plausible=((1.0, 0.8, 0.3, 0.0, 0.0), (1.0, 1.0, 0.7, 0.2, 0.0)),
     )
     child_hours_by_place: tuple[float, ...] = param(
         (0.0, 60.0, 25.0, 12.0, 0.0),
@@ -390,6 +424,7 @@ class FamilyParams:
         "assumed: hours from the nearest child: none / co-resident / same district / elsewhere "
         "in the city / away (ranges 0, 30-100, 10-40, 4-20, 0)",
         "h/month",
+        plausible=((0.0, 30.0, 10.0, 4.0, 0.0), (0.0, 100.0, 40.0, 20.0, 0.0)),
     )
     extra_child_factor: float = param(
         0.25, 0.0, 0.6, "assumed: each further child (up to two) adds this share of the hours"
@@ -414,6 +449,8 @@ class MoneyParams:
         "classes 0-4; 低保 496 = plan 2015 urban minimum-living standard (section 一); others "
         "assumed (Taiyuan pensions NOT FOUND; Taiyuan wage 86,541/yr 2020 as an upper guide)",
         "yuan/month",
+        "plausible: classes 2-4 within +/-30% (assumed; 0-1 as sourced); 0-20,000 is only a bound",
+        plausible=((0.0, 496.0, 1050.0, 2310.0, 4550.0), (0.0, 496.0, 1950.0, 4290.0, 8450.0)),
     )
     rural_income: tuple[float, ...] = param(
         (0.0, 411.0, 400.0, 1100.0, 2800.0),
@@ -422,6 +459,8 @@ class MoneyParams:
         "classes 0-4; 低保 411 = plan 2015 rural standard; low ~ resident basic pension 174 "
         "(China 2020) plus other income, assumed; others assumed",
         "yuan/month",
+        "plausible: classes 2-4 within +/-30% (assumed; 0-1 as sourced); 0-20,000 is only a bound",
+        plausible=((0.0, 411.0, 280.0, 770.0, 1960.0), (0.0, 411.0, 520.0, 1430.0, 3640.0)),
     )
     family_support_share: float = param(
         0.5,
@@ -479,6 +518,9 @@ class MoneyParams:
         "assumed: lowest monthly budget counted in the affordability of care (keeps the ratio "
         "finite for residents without income)",
         "yuan/month",
+        "0-500 is a technical bound (0 makes the ratio infinite); plausible 10-200, below the "
+        "smallest sourced income (低保 411-496)",
+        plausible=(10.0, 200.0),
     )
 
 
